@@ -1,0 +1,12 @@
+"""foolkit: adversarial examples for image classifiers and measures of their instability.
+
+    import foolkit as fk
+    model = fk.models.load("cifar10/resnet20")
+    x, y = fk.data.load("cifar10", "test", n=100)
+    result = fk.attacks.DeepFool(norm=2)(model, x, y)
+"""
+__version__ = "0.1.0"
+
+from . import attacks, data, models, norms  # noqa: E402
+
+__all__ = ["attacks", "data", "models", "norms", "__version__"]

@@ -1,0 +1,271 @@
+"""The contract shared by every attack: input checks, bookkeeping, verification, ``AttackResult``.
+
+An attack is a small class. Its constructor takes keyword-only parameters and validates them;
+``attack(model, x, y=None, *, target=None)`` checks the inputs, classifies the clean images,
+calls ``_run`` (the algorithm, one per module) on the samples worth attacking, then decides
+success by a fresh forward pass of ``x_adv``.
+
+Rules (the thesis's D'test convention, chapter 12):
+- ``label`` is the label attacked: ``y`` when given, else the model's clean prediction.
+- Samples the model already misclassifies (clean prediction != label) are *not attacked*:
+  ``x_adv = x``, ``attacked = False``, ``success = False``. Fooling rates are computed over
+  the attacked (correctly classified) samples only.
+- Untargeted success: the prediction on ``x_adv`` differs from ``label``. Targeted success:
+  the prediction equals ``target``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import norms as _norms
+
+
+@dataclass
+class AttackResult:
+    """Per-sample outcome of one attack on a batch of N images.
+
+    Attributes:
+        x: the clean images ``[N,C,H,W]`` in [0,1] (not a copy; never modified).
+        x_adv: adversarial images ``[N,C,H,W]`` (equal to ``x`` where not attacked).
+        label: int64 ``[N]``, the label attacked (``y`` when given, else the clean prediction).
+        clean_label: int64 ``[N]``, the model's prediction on ``x``.
+        attacked: bool ``[N]``, clean prediction == label (the D'test mask); only these count.
+        success: bool ``[N]``, verified by a fresh forward pass of ``x_adv``.
+        adv_label: int64 ``[N]``, the prediction on ``x_adv``.
+        adv_confidence: float ``[N]``, softmax probability of ``adv_label`` on ``x_adv``.
+        clean_confidence: float ``[N]``, softmax probability of ``clean_label`` on ``x``.
+        iterations: int64 ``[N]``, the attack's iterations per sample (0 when not attacked).
+        target: int64 ``[N]`` or None, the target class of a targeted attack.
+        forward_count: images passed forward by the attack (verification excluded).
+        gradient_count: input-gradient evaluations (per image, per backward pass).
+        seconds: wall time of the whole call.
+        extra: attack-specific per-sample data (probability traces, universal perturbation...).
+    """
+
+    x: torch.Tensor
+    x_adv: torch.Tensor
+    label: torch.Tensor
+    clean_label: torch.Tensor
+    attacked: torch.Tensor
+    success: torch.Tensor
+    adv_label: torch.Tensor
+    adv_confidence: torch.Tensor
+    clean_confidence: torch.Tensor
+    iterations: torch.Tensor
+    target: torch.Tensor | None = None
+    forward_count: int = 0
+    gradient_count: int = 0
+    seconds: float = 0.0
+    attack_name: str = ""
+    params: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def perturbation(self) -> torch.Tensor:
+        """``x_adv - x``, ``[N,C,H,W]``."""
+        return self.x_adv - self.x
+
+    def norms(self, p: float) -> torch.Tensor:
+        """Per-sample Lp norm of the perturbation, p in {0, 1 <= p, inf}. ``[N]`` float.
+
+        p = 0 counts changed entries (pixel-channels); see :meth:`pixels_changed` for pixels.
+        """
+        return _norms.lp_norm(self.perturbation, p)
+
+    def pixels_changed(self) -> torch.Tensor:
+        """Per-sample fraction of pixels with any channel changed, ``[N]`` in [0,1]."""
+        return _norms.pixels_changed(self.perturbation)
+
+    @property
+    def fooling_rate(self) -> float:
+        """Successes over attacked (correctly classified) samples; nan when none was attacked."""
+        n = int(self.attacked.sum())
+        return float(self.success[self.attacked].sum()) / n if n else math.nan
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def summary(self) -> str:
+        n_att = int(self.attacked.sum())
+        r2 = self.norms(2)[self.success]
+        med = f"{r2.median():.4f}" if len(r2) else "n/a"
+        return (f"{self.attack_name}: fooled {int(self.success.sum())}/{n_att} correctly classified "
+                f"({100 * self.fooling_rate:.1f}%), median L2 {med}, {self.seconds:.2f}s")
+
+
+class Counter:
+    """Counts model queries so results can report forward and gradient budgets."""
+
+    def __init__(self) -> None:
+        self.forward = 0
+        self.gradient = 0
+
+
+def validate_images(x: Any) -> torch.Tensor:
+    """Check an image batch: a float tensor ``[N,C,H,W]``, finite, in [0,1]."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"images must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"images must have rank 4 [N,C,H,W], got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"images must be a float tensor in [0,1], got dtype {x.dtype}")
+    if x.shape[0] == 0:
+        raise ValueError("images are empty (N = 0)")
+    if not torch.isfinite(x).all():
+        raise ValueError("images contain NaN or Inf values")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:
+        raise ValueError(f"image values must lie in [0,1], found range [{lo:.4g}, {hi:.4g}]")
+    return x
+
+
+def validate_labels(labels: Any, n: int, num_classes: int, what: str, device) -> torch.Tensor:
+    """Check labels: integer ``[n]`` (an int is broadcast) with values in [0, num_classes)."""
+    if isinstance(labels, int) and not isinstance(labels, bool):
+        labels = torch.full((n,), labels, dtype=torch.long)
+    if not isinstance(labels, torch.Tensor):
+        try:
+            labels = torch.as_tensor(labels)
+        except Exception:
+            raise ValueError(f"{what} must be integer class indices, got {type(labels).__name__}") from None
+    if labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
+        raise ValueError(f"{what} must be integer class indices, got dtype {labels.dtype}")
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise ValueError(f"{what} must have shape [{n}] (one per image), got {tuple(labels.shape)}")
+    if n and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(f"{what} must lie in [0, {num_classes - 1}] for a {num_classes}-class model, "
+                         f"found range [{int(labels.min())}, {int(labels.max())}]")
+    return labels.to(device=device, dtype=torch.long)
+
+
+def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_nonnegative(name: str, value: Any, strict: bool = False) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if math.isnan(v) or v < 0 or (strict and v == 0):
+        raise ValueError(f"{name} must be {'> 0' if strict else '>= 0'}, got {value!r}")
+    return v
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(prediction [N] int64, softmax probabilities [N,K])``, in batches."""
+    preds, probs = [], []
+    for i in range(0, len(x), batch_size):
+        logits = model(x[i:i + batch_size])
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        probs.append(logits.softmax(1))
+        preds.append(logits.argmax(1))  # from logits: softmax can round close classes together
+    return torch.cat(preds), torch.cat(probs)
+
+
+class Attack:
+    """Base class. Subclasses set ``name``, store validated parameters, implement ``_run``."""
+
+    name = "attack"
+    supports_target = True
+
+    def params(self) -> dict:
+        """The constructor parameters, as given (after validation)."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+    # The algorithm: x0 [M,C,H,W] (only the samples to attack), label [M], target [M] or None,
+    # index [M]: their positions in the caller's batch (for per-sample parameters).
+    # Returns (x_adv [M,C,H,W], iterations [M], extra dict of per-sample tensors [M,...]).
+    def _run(self, model, x0, label, target, counter: Counter, index):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_call(self, x: torch.Tensor) -> None:
+        """Per-call parameter checks that depend on the batch (override where needed)."""
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: Any = None, *, target: Any = None) -> AttackResult:
+        """Attack a batch.
+
+        Args:
+            model: ``nn.Module`` taking float ``[N,C,H,W]`` in [0,1], returning logits ``[N,K]``.
+            x: images ``[N,C,H,W]``, float in [0,1], on the model's device. Never modified.
+            y: true labels ``[N]`` (int64) or None (then the clean predictions are attacked).
+            target: target classes ``[N]`` or an int, for a targeted attack; None: untargeted.
+
+        Returns:
+            :class:`AttackResult`, success verified by a fresh forward pass.
+        """
+        start = time.perf_counter()
+        x = validate_images(x)
+        self._check_call(x)
+        if target is not None and not self.supports_target:
+            raise ValueError(f"{type(self).__name__} has no targeted mode")
+        was_training = model.training
+        model.eval()
+        try:
+            clean_label, clean_probs = predict(model, x)
+            num_classes = clean_probs.shape[1]
+            label = clean_label.clone() if y is None else validate_labels(y, len(x), num_classes, "labels y", x.device)
+            tgt = None if target is None else validate_labels(target, len(x), num_classes, "target", x.device)
+            attacked = clean_label == label
+            if tgt is not None:
+                attacked &= tgt != label
+            counter = Counter()
+            x_adv = x.clone()
+            iterations = torch.zeros(len(x), dtype=torch.long, device=x.device)
+            extra: dict[str, Any] = {}
+            idx = attacked.nonzero().squeeze(1)
+            if len(idx):
+                xa, it, ex = self._run(model, x[idx].detach().clone(), label[idx],
+                                       None if tgt is None else tgt[idx], counter, idx)
+                x_adv[idx] = xa.detach().to(x.dtype)
+                iterations[idx] = it.to(torch.long)
+                for key, value in ex.items():
+                    if isinstance(value, torch.Tensor) and value.shape[:1] == (len(idx),):
+                        full = torch.zeros((len(x),) + value.shape[1:], dtype=value.dtype, device=value.device)
+                        full[idx] = value
+                        extra[key] = full
+                    else:
+                        extra[key] = value
+            adv_label, adv_probs = predict(model, x_adv)
+            adv_conf = adv_probs.gather(1, adv_label[:, None]).squeeze(1)
+            if tgt is None:
+                success = attacked & (adv_label != label)
+            else:
+                success = attacked & (adv_label == tgt)
+        finally:
+            model.train(was_training)
+        return AttackResult(
+            x=x, x_adv=x_adv, label=label, clean_label=clean_label, attacked=attacked, success=success,
+            adv_label=adv_label, adv_confidence=adv_conf,
+            clean_confidence=clean_probs.gather(1, clean_label[:, None]).squeeze(1),
+            iterations=iterations, target=tgt, forward_count=counter.forward,
+            gradient_count=counter.gradient, seconds=time.perf_counter() - start,
+            attack_name=type(self).__name__, params=self.params(), extra=extra)
+
+
+def input_gradient(model: nn.Module, x: torch.Tensor, objective, counter: Counter):
+    """Gradient of ``objective(logits).sum()`` w.r.t. ``x`` without touching parameter grads.
+
+    Returns ``(logits [N,K] detached, grad [N,C,H,W])``. Samples are independent in eval mode,
+    so summing per-sample objectives gives every sample its own gradient.
+    """
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        logits = model(xg)
+        counter.forward += len(x)
+        (grad,) = torch.autograd.grad(objective(logits).sum(), xg)
+        counter.gradient += len(x)
+    return logits.detach(), grad

@@ -1,0 +1,112 @@
+"""Fast Gradient Sign Method (Goodfellow, Shlens & Szegedy, ICLR 2015, arXiv:1412.6572).
+
+    x_adv = clip(x + eps * sign(grad_x CE(f(x), y)))          untargeted
+    x_adv = clip(x - eps * sign(grad_x CE(f(x), target)))     targeted
+
+Thesis: section 6.2, experiments 12.1 (Tables 12.1-12.2, Figs 12.1-12.4).
+
+Example:
+    >>> result = FGSM(eps=0.01)(model, x, y)
+    >>> eps_min = minimal_epsilon(model, x, y, grid=torch.arange(1, 31) / 100)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .base import Attack, Counter, check_nonnegative, input_gradient, predict, validate_images, validate_labels
+
+
+def _eps_tensor(eps: Any) -> float | torch.Tensor:
+    if isinstance(eps, torch.Tensor):
+        if eps.ndim > 1 or eps.is_complex() or not torch.isfinite(eps).all() or (eps < 0).any():
+            raise ValueError("eps must be a finite scalar or a 1-D tensor of per-sample values >= 0")
+        return eps.float()
+    return check_nonnegative("eps", eps)
+
+
+class FGSM(Attack):
+    """One signed-gradient step of size ``eps`` in the L-inf norm.
+
+    Args:
+        eps: step size in [0,1] pixel units; a float or a per-sample tensor ``[N]`` (>= 0).
+        clip: clip ``x_adv`` to [0,1] (default True; Table 12.2 compares clip / no clip).
+            Without clipping ``x_adv`` may leave [0,1]; the norms then equal eps exactly.
+
+    Call: ``FGSM(eps=...)(model, x [N,C,H,W] in [0,1], y=None, target=None) -> AttackResult``.
+    One forward and one gradient per image; ``iterations`` is 1.
+    """
+
+    name = "fgsm"
+
+    def __init__(self, *, eps: float | torch.Tensor = 0.01, clip: bool = True):
+        self.eps = _eps_tensor(eps)
+        self.clip = bool(clip)
+
+    def _check_call(self, x):
+        if isinstance(self.eps, torch.Tensor) and self.eps.ndim == 1 and len(self.eps) != len(x):
+            raise ValueError(f"per-sample eps has {len(self.eps)} values for {len(x)} images")
+
+    def _run(self, model, x0, label, target, counter: Counter, index):
+        eps = self.eps
+        if isinstance(eps, torch.Tensor):
+            eps = eps.to(x0.device)
+            eps = eps[index].view(-1, 1, 1, 1) if eps.ndim == 1 else eps
+        wanted = label if target is None else target
+        _, grad = input_gradient(model, x0, lambda z: F.cross_entropy(z.float(), wanted, reduction="none"), counter)
+        step = grad.sign() if target is None else -grad.sign()
+        x_adv = x0 + eps * step
+        if self.clip:
+            x_adv = x_adv.clamp(0, 1)
+        return x_adv, torch.ones(len(x0), dtype=torch.long, device=x0.device), {}
+
+    def params(self) -> dict:
+        eps = self.eps.tolist() if isinstance(self.eps, torch.Tensor) else self.eps
+        return {"eps": eps, "clip": self.clip}
+
+
+def minimal_epsilon(model, x: torch.Tensor, y: Any = None, *, grid: Any = None, clip: bool = True,
+                    batch_size: int = 500) -> torch.Tensor:
+    """Smallest eps on ``grid`` for which FGSM fools each image (Fig. 12.3), batched.
+
+    The sign of the gradient does not depend on eps, so one gradient per image is enough; each
+    grid value costs one forward pass of the images not yet fooled.
+
+    Args:
+        model: the classifier (model contract).
+        x: images ``[N,C,H,W]`` in [0,1].
+        y: labels ``[N]``; default the clean predictions.
+        grid: increasing eps values, default 0.01, 0.02, ..., 0.30 (the thesis starts at 0.01).
+        clip: clip to [0,1] as :class:`FGSM` does.
+
+    Returns:
+        float ``[N]``: the minimal eps, ``nan`` where no grid value fools the image or the image
+        is already misclassified (0 is never returned for those).
+    """
+    x = validate_images(x)
+    grid_t = torch.arange(1, 31, dtype=torch.float32) / 100 if grid is None else torch.as_tensor(grid, dtype=torch.float32)
+    if grid_t.ndim != 1 or len(grid_t) == 0 or (grid_t < 0).any() or (grid_t.diff() <= 0).any():
+        raise ValueError("grid must be a non-empty, strictly increasing 1-D sequence of eps >= 0")
+    model.eval()
+    clean, probs = predict(model, x)
+    label = clean if y is None else validate_labels(y, len(x), probs.shape[1], "labels y", x.device)
+    result = torch.full((len(x),), float("nan"), device=x.device)
+    counter = Counter()
+    for start in range(0, len(x), batch_size):
+        xb, lb = x[start:start + batch_size], label[start:start + batch_size]
+        _, grad = input_gradient(model, xb, lambda z: F.cross_entropy(z.float(), lb, reduction="none"), counter)
+        sign = grad.sign()
+        active = (clean[start:start + batch_size] == lb).nonzero().squeeze(1)
+        for eps in grid_t.tolist():
+            if len(active) == 0:
+                break
+            xa = xb[active] + eps * sign[active]
+            if clip:
+                xa = xa.clamp(0, 1)
+            with torch.no_grad():
+                fooled = model(xa).argmax(1) != lb[active]
+            result[start + active[fooled]] = eps
+            active = active[~fooled]
+    return result

@@ -1,0 +1,160 @@
+"""CIFAR-10 loaders: the official python pickle format, ImageFolder trees, and the
+bundled 1,000-image test subset.
+
+Every loader returns ``(x, y)``: ``x`` float32 ``[N,3,32,32]`` in [0,1], ``y`` int64 ``[N]``.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .classes import CIFAR10_CLASSES
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+BUNDLED_PATH = Path(__file__).with_name("bundled") / "cifar10_test_1000.npz"
+SPLITS = ("train", "test")
+
+
+class DataError(ValueError):
+    """A dataset could not be read: the message says which file or folder and why."""
+
+
+def _to_tensors(images_u8: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 [N,32,32,3] or [N,3,32,32] -> float [N,3,32,32] in [0,1]."""
+    arr = images_u8
+    if arr.ndim == 4 and arr.shape[-1] == 3:
+        arr = arr.transpose(0, 3, 1, 2)
+    x = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
+    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    return x, y
+
+
+def read_official(root: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``cifar-10-batches-py`` (the official pickles). Returns uint8 [N,3,32,32], int64 [N]."""
+    root = Path(root)
+    folder = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    images, labels = [], []
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            raise DataError(f"CIFAR-10 official format: missing file {path}")
+        try:
+            with open(path, "rb") as fh:
+                batch = pickle.load(fh, encoding="bytes")
+            data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            lab = np.asarray(batch[b"labels"], dtype=np.int64)
+        except Exception as exc:  # any unpickling/shape failure means a corrupt batch file
+            raise DataError(f"CIFAR-10 official format: cannot read {path}: {exc}") from exc
+        if len(data) != len(lab):
+            raise DataError(f"CIFAR-10 official format: {path} has {len(data)} images but {len(lab)} labels")
+        images.append(data)
+        labels.append(lab)
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def read_image_folder(root: str | os.PathLike, split: str, classes=CIFAR10_CLASSES,
+                      size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``<root>/<split>/<class>/*.png|jpg``. Returns uint8 [N,3,size,size], int64 [N].
+
+    Images are taken in sorted file-name order inside each class, classes in label order.
+    """
+    split_dir = Path(root) / split
+    if not split_dir.is_dir():
+        raise DataError(f"ImageFolder layout: missing folder {split_dir} (expected <root>/{split}/<class>/*.jpg)")
+    found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    unknown = sorted(set(found) - set(classes))
+    if unknown or not found:
+        raise DataError(
+            f"ImageFolder layout: {split_dir} must hold one folder per class {list(classes)}; "
+            f"found {found or 'no class folders'}"
+        )
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        folder = split_dir / name
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(path) as im:
+                    im = im.convert("RGB")
+                    if im.size != (size, size):
+                        raise DataError(f"{path}: expected {size}x{size}, got {im.size[0]}x{im.size[1]}")
+                    images.append(np.asarray(im, dtype=np.uint8))
+            except (UnidentifiedImageError, OSError) as exc:
+                raise DataError(f"cannot read image {path}: {exc}") from exc
+            labels.append(label)
+    if not images:
+        raise DataError(f"ImageFolder layout: no images under {split_dir}")
+    arr = np.stack(images).transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(arr), np.asarray(labels, dtype=np.int64)
+
+
+def read_bundled() -> tuple[np.ndarray, np.ndarray]:
+    """The 1,000 bundled test images (100 per class), uint8 [1000,3,32,32]."""
+    with np.load(BUNDLED_PATH) as f:
+        return f["images"], f["labels"]
+
+
+def load_cifar10_uint8(split: str = "test", root: str | os.PathLike | None = None):
+    """uint8 arrays for a split; root: argument, else $FOOLKIT_DATA, else the bundled subset."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose one of {SPLITS}")
+    if root is None:
+        root = os.environ.get("FOOLKIT_DATA") or None
+    if root is None:
+        if split != "test":
+            raise DataError(
+                "the bundled CIFAR-10 subset holds test images only; pass root=PATH or set "
+                "FOOLKIT_DATA to a CIFAR-10 folder (cifar-10-batches-py/ or <root>/<split>/<class>/)"
+            )
+        return read_bundled()
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"data path does not exist: {root}")
+    if (root / "cifar-10-batches-py").is_dir() or (root / "test_batch").is_file():
+        return read_official(root, split)
+    if (root / split).is_dir():
+        return read_image_folder(root, split)
+    raise DataError(
+        f"{root} is neither the official CIFAR-10 python format (cifar-10-batches-py/) "
+        f"nor an ImageFolder tree with a {split}/ folder"
+    )
+
+
+def load(name: str = "cifar10", split: str = "test", n: int | None = None,
+         root: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load a dataset as tensors.
+
+    Args:
+        name: only ``"cifar10"`` for now.
+        split: ``"train"`` or ``"test"``.
+        n: first ``n`` images (``None``: all). The bundled subset is ordered so that any
+           prefix of 10k images holds k of each class.
+        root: official or ImageFolder CIFAR-10 folder; default ``$FOOLKIT_DATA``, else the
+           bundled 1,000 test images.
+
+    Returns:
+        ``x`` float32 ``[N,3,32,32]`` in [0,1], ``y`` int64 ``[N]`` in 0..9.
+    """
+    if name != "cifar10":
+        raise DataError(f"unknown dataset {name!r}; known: ['cifar10']")
+    if n is not None and (not isinstance(n, int) or n <= 0):
+        raise DataError(f"n must be a positive integer or None, got {n!r}")
+    using_bundled = root is None and not os.environ.get("FOOLKIT_DATA")
+    images, labels = load_cifar10_uint8(split, root)
+    if n is not None:
+        if n > len(images):
+            hint = (" The bundled subset holds 1,000 test images; for more, pass root=PATH or set "
+                    "FOOLKIT_DATA to the full CIFAR-10 (official cifar-10-batches-py/ or an "
+                    "ImageFolder tree)." if using_bundled else "")
+            raise DataError(f"asked for {n} images but the {split} split has {len(images)}.{hint}")
+        images, labels = images[:n], labels[:n]
+    return _to_tensors(images, labels)

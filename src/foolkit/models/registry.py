@@ -1,0 +1,146 @@
+"""Model registry: every model is a name, an architecture builder and a card (data).
+
+``load(name)`` returns an ``nn.Module`` in eval mode that takes float ``[N,3,H,W]`` in
+[0,1] and returns logits (normalisation inside). Shipped checkpoints are verified against
+the sha256 in the card and read with ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .wrappers import CIFAR10_MEAN, CIFAR10_STD, Normalized
+
+CARDS_DIR = Path(__file__).with_name("cards")
+CHECKPOINTS_DIR = Path(__file__).with_name("checkpoints")
+
+
+class ModelError(ValueError):
+    """Unknown model, or a checkpoint that is missing, corrupt or does not match."""
+
+
+@dataclass
+class ModelCard:
+    name: str
+    architecture: str
+    dataset: str
+    input_size: int
+    num_params: int
+    mean: tuple
+    std: tuple
+    checkpoint: str | None = None  # file name in models/checkpoints/ (None: user must supply)
+    sha256: str | None = None
+    extra: dict = field(default_factory=dict)  # recipe, accuracy, timing, machine, date...
+
+    @classmethod
+    def from_json(cls, path: Path) -> "ModelCard":
+        data = json.loads(path.read_text())
+        known = {k: data.pop(k) for k in list(data) if k in cls.__dataclass_fields__ and k != "extra"}
+        return cls(**known, extra=data)
+
+
+_BUILDERS: dict[str, Callable[[], nn.Module]] = {}
+_CARD_FILES: dict[str, str] = {}
+
+
+def register(name: str, card_file: str):
+    """Decorator: register a builder of the *raw* network under ``name``."""
+    def deco(fn: Callable[[], nn.Module]):
+        _BUILDERS[name] = fn
+        _CARD_FILES[name] = card_file
+        return fn
+    return deco
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    return sorted(_BUILDERS)
+
+
+def _check_name(name: str) -> None:
+    if name not in _BUILDERS:
+        raise ModelError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+
+
+def card(name: str) -> ModelCard:
+    _check_name(name)
+    return ModelCard.from_json(CARDS_DIR / _CARD_FILES[name])
+
+
+def build(name: str) -> Normalized:
+    """The wrapped network with freshly initialised weights (for training)."""
+    c = card(name)
+    return Normalized(_BUILDERS[name](), c.mean, c.std)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_state_dict(path: str | os.PathLike, expected_sha256: str | None = None) -> dict:
+    """Read a plain state_dict with ``weights_only=True``; refuse corrupt or pickled files."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint not found: {path}")
+    if expected_sha256 is not None:
+        actual = sha256_file(path)
+        if actual != expected_sha256:
+            raise ModelError(f"checkpoint {path} does not match its card: sha256 {actual[:12]}..., "
+                             f"expected {expected_sha256[:12]}... (corrupt or replaced file)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot load checkpoint {path}: not a weights-only PyTorch state_dict "
+                         f"(corrupt, truncated or pickled objects): {str(exc).splitlines()[0]}") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"checkpoint {path} is not a state_dict (a dict of tensors)")
+    return state
+
+
+def load(name: str, checkpoint: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """Load a registered model, ready to attack.
+
+    Args:
+        name: a name from :func:`list_models`, e.g. ``"cifar10/resnet20"``.
+        checkpoint: a state_dict file for the raw network; default the card's shipped file.
+        device: where to put the model.
+
+    Returns:
+        ``nn.Module`` in eval mode: float ``[N,3,H,W]`` in [0,1] -> logits ``[N,classes]``.
+    """
+    c = card(name)
+    if checkpoint is None:
+        if c.checkpoint is None:
+            raise ModelError(
+                f"{name} ships no weights; pass checkpoint=PATH (a state_dict saved with torch.save, "
+                f"e.g. the original {c.architecture} file) or --checkpoint PATH on the command line")
+        path, expected = CHECKPOINTS_DIR / c.checkpoint, c.sha256
+    else:
+        path, expected = Path(checkpoint), None
+    state = load_state_dict(path, expected)
+    model = build(name)
+    try:
+        model.net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"checkpoint {path} does not fit {name}: {str(exc).splitlines()[0]} "
+                         f"{str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else ''}") from exc
+    return model.eval().to(device)
+
+
+# --- the registered models --------------------------------------------------------------
+from .architectures.resnet_cifar import resnet20  # noqa: E402
+
+register("cifar10/resnet20", "cifar10-resnet20.json")(resnet20)

@@ -1,0 +1,176 @@
+"""Resumable, seeded training of CIFAR-10 networks (``foolkit train``).
+
+Recipe: SGD with Nesterov momentum, OneCycle learning rate, label smoothing, per-image
+random crops (4-pixel zero padding) and horizontal flips. Optional bfloat16 autocast on
+CPUs that support it (about 3x faster on AVX512-BF16 here; BatchNorm statistics and the
+weights stay float32).
+
+The training state (weights, optimizer, scheduler, epoch, history) is written atomically to
+``<out>/last.pt`` after every epoch; rerunning the same command resumes from it. Shuffling
+and augmentation are seeded per epoch from ``seed``, so a resumed run follows the same
+sequence of batches as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+
+@dataclass
+class TrainConfig:
+    model: str = "cifar10/resnet20"
+    epochs: int = 60
+    batch_size: int = 128
+    max_lr: float = 0.2
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    seed: int = 0
+    bf16: bool = False
+    limit: int | None = None  # use only the first `limit` training images (smoke tests)
+    max_steps: int | None = None  # stop after this many optimizer steps in total (smoke tests)
+
+
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Per-image random crop (zero padding ``pad``) and horizontal flip. x: [B,C,H,W]."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    oy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    ox = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    flip = torch.rand(b, generator=generator) < 0.5
+    rows = oy[:, None] + torch.arange(h)[None, :]
+    cols = ox[:, None] + torch.arange(w)[None, :]
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    bi = torch.arange(b)[:, None, None, None]
+    ci = torch.arange(c)[None, :, None, None]
+    return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+@torch.no_grad()
+def evaluate_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        correct += (model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum().item()
+    return correct / len(x)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.PathLike,
+          progress: bool = True) -> dict:
+    """Train (or resume) ``config.model`` on CIFAR-10 at ``data_root``; returns the history.
+
+    Writes ``out_dir/last.pt`` (full training state, every epoch), ``out_dir/weights.pt``
+    (raw network state_dict after the last finished epoch) and ``out_dir/history.json``.
+    """
+    from .data.cifar10 import load_cifar10_uint8
+    from .models.registry import build
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "last.pt"
+
+    torch.manual_seed(config.seed)
+    model = build(config.model)  # Normalized(net) with fresh weights
+    net = model.net
+    xtr_u8, ytr = load_cifar10_uint8("train", data_root)
+    xte_u8, yte = load_cifar10_uint8("test", data_root)
+    if config.limit:  # a fixed random subset, so every class is present
+        keep_tr = np.random.RandomState(0).permutation(len(xtr_u8))[:config.limit]
+        keep_te = np.random.RandomState(1).permutation(len(xte_u8))[:config.limit]
+        xtr_u8, ytr = xtr_u8[keep_tr], ytr[keep_tr]
+        xte_u8, yte = xte_u8[keep_te], yte[keep_te]
+    xtr = torch.from_numpy(xtr_u8)
+    ytr = torch.from_numpy(np.asarray(ytr, dtype=np.int64))
+    xte = torch.from_numpy(xte_u8).float().div_(255)
+    yte = torch.from_numpy(np.asarray(yte, dtype=np.int64))
+
+    steps_per_epoch = math.ceil(len(xtr) / config.batch_size)
+    decay, no_decay = [], []
+    for name, p in net.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    optimizer = torch.optim.SGD(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.max_lr, momentum=0.9, nesterov=True)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.max_lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+        pct_start=0.25, div_factor=20, final_div_factor=200)
+
+    history: list[dict] = []
+    start_epoch, steps_done = 0, 0
+    if state_path.exists():
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise RuntimeError(f"cannot resume: {state_path} is corrupt ({exc}); delete it to start over") from exc
+        saved = state["config"]
+        for key in ("model", "epochs", "batch_size", "max_lr", "seed", "limit"):
+            if saved.get(key) != getattr(config, key):
+                raise RuntimeError(
+                    f"cannot resume: {state_path} was trained with {key}={saved.get(key)!r}, "
+                    f"now {key}={getattr(config, key)!r}; use another --out or the same settings")
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, steps_done = state["epoch"], state["steps_done"]
+        history = json.loads(state["history"])
+
+    if config.bf16:
+        net.to(memory_format=torch.channels_last)
+    for epoch in range(start_epoch, config.epochs):
+        if config.max_steps is not None and steps_done >= config.max_steps:
+            break
+        t0 = time.time()
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        order = torch.randperm(len(xtr), generator=generator)
+        model.train()
+        total_loss, seen = 0.0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not progress, leave=False)
+        for step in bar:
+            if config.max_steps is not None and steps_done >= config.max_steps:
+                break
+            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+            xb = random_crop_flip(xtr[idx].float().div_(255), generator)
+            yb = ytr[idx]
+            if config.bf16:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                logits = model(xb)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            steps_done += 1
+            total_loss += loss.item() * len(idx)
+            seen += len(idx)
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}")
+        test_acc = evaluate_accuracy(model, xte, yte)
+        record = {"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1), "test_acc": test_acc,
+                  "seconds": time.time() - t0, "lr": scheduler.get_last_lr()[0]}
+        history.append(record)
+        if progress:
+            tqdm.write(f"epoch {epoch + 1}/{config.epochs}  loss {record['train_loss']:.4f}  "
+                       f"test acc {test_acc:.4f}  {record['seconds']:.0f}s")
+        net_sd = {k: v.contiguous() for k, v in net.state_dict().items()}
+        _atomic_save({"model": net_sd, "optimizer": optimizer.state_dict(),
+                      "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "steps_done": steps_done,
+                      "config": asdict(config), "history": json.dumps(history)}, state_path)
+        _atomic_save(net_sd, out / "weights.pt")
+        (out / "history.json").write_text(json.dumps({"config": asdict(config), "history": history}, indent=1))
+    model.eval()
+    return {"config": asdict(config), "history": history}

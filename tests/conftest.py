@@ -1,0 +1,48 @@
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+class Affine(nn.Module):
+    """f(x) = W flat(x) + b: the minimal Lp perturbation to the (k,l) boundary is exact."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+        self.bias = nn.Parameter(bias)
+
+    def forward(self, x):
+        return x.flatten(1) @ self.weight.T + self.bias
+
+
+def make_affine(num_classes=10, shape=(3, 8, 8), seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    d = math.prod(shape)
+    w = torch.randn(num_classes, d, generator=g, dtype=dtype) / math.sqrt(d)
+    b = torch.randn(num_classes, generator=g, dtype=dtype) * 0.1
+    return Affine(w, b).eval()
+
+
+@pytest.fixture
+def affine():
+    return make_affine()
+
+
+@pytest.fixture(scope="session")
+def resnet20():
+    import foolkit as fk
+    return fk.models.load("cifar10/resnet20")
+
+
+@pytest.fixture(scope="session")
+def bundled():
+    import foolkit as fk
+    return fk.data.load("cifar10", "test")
