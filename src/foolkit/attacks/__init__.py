@@ -2,5 +2,6 @@
 from .base import Attack, AttackResult
 from .deepfool import DeepFool
 from .fgsm import FGSM, minimal_epsilon
+from .lbfgs import LBFGS
 
-__all__ = ["Attack", "AttackResult", "DeepFool", "FGSM", "minimal_epsilon"]
+__all__ = ["Attack", "AttackResult", "DeepFool", "FGSM", "LBFGS", "minimal_epsilon"]

@@ -48,13 +48,21 @@ class ModelCard:
 
 _BUILDERS: dict[str, Callable[[], nn.Module]] = {}
 _CARD_FILES: dict[str, str] = {}
+_WEIGHTS: dict[str, Callable[[], str | os.PathLike]] = {}
 
 
-def register(name: str, card_file: str):
-    """Decorator: register a builder of the *raw* network under ``name``."""
+def register(name: str, card_file: str, weights: Callable[[], str | os.PathLike] | None = None):
+    """Decorator: register a builder of the *raw* network under ``name``.
+
+    ``weights``, if given, returns the path of the default state_dict when it lives outside
+    ``models/checkpoints/`` (e.g. inside a pip package); it is called only by :func:`load`
+    and may raise :class:`ModelError`. The card's ``sha256`` (if any) still applies to it.
+    """
     def deco(fn: Callable[[], nn.Module]):
         _BUILDERS[name] = fn
         _CARD_FILES[name] = card_file
+        if weights is not None:
+            _WEIGHTS[name] = weights
         return fn
     return deco
 
@@ -115,7 +123,8 @@ def load(name: str, checkpoint: str | os.PathLike | None = None, device: str | t
 
     Args:
         name: a name from :func:`list_models`, e.g. ``"cifar10/resnet20"``.
-        checkpoint: a state_dict file for the raw network; default the card's shipped file.
+        checkpoint: a state_dict file for the raw network; default the card's shipped file
+            (or, for models registered with ``weights=``, the file that hook names).
         device: where to put the model.
 
     Returns:
@@ -123,11 +132,15 @@ def load(name: str, checkpoint: str | os.PathLike | None = None, device: str | t
     """
     c = card(name)
     if checkpoint is None:
-        if c.checkpoint is None:
+        if name in _WEIGHTS:
+            path, expected = Path(_WEIGHTS[name]()), c.sha256
+        elif c.checkpoint is None:
+            example = c.extra.get("checkpoint_file") or f"the original {c.architecture} file"
             raise ModelError(
                 f"{name} ships no weights; pass checkpoint=PATH (a state_dict saved with torch.save, "
-                f"e.g. the original {c.architecture} file) or --checkpoint PATH on the command line")
-        path, expected = CHECKPOINTS_DIR / c.checkpoint, c.sha256
+                f"e.g. {example}) or --checkpoint PATH on the command line")
+        else:
+            path, expected = CHECKPOINTS_DIR / c.checkpoint, c.sha256
     else:
         path, expected = Path(checkpoint), None
     state = load_state_dict(path, expected)
@@ -144,3 +157,16 @@ def load(name: str, checkpoint: str | os.PathLike | None = None, device: str | t
 from .architectures.resnet_cifar import resnet20  # noqa: E402
 
 register("cifar10/resnet20", "cifar10-resnet20.json")(resnet20)
+
+from .architectures.densenet_cifar import densenet169  # noqa: E402
+from .architectures.inception_cifar import inception_v3  # noqa: E402
+from .architectures.mobilenetv2_cifar import mobilenet_v2  # noqa: E402
+from .architectures.resnet50_cifar import resnet50  # noqa: E402
+
+# Full-size CIFAR-10 networks of huyvnphan/PyTorch_CIFAR10 (checkpoint-compatible, no weights shipped)
+register("cifar10/resnet50", "cifar10-resnet50.json")(resnet50)
+register("cifar10/densenet169", "cifar10-densenet169.json")(densenet169)
+register("cifar10/mobilenet_v2", "cifar10-mobilenet_v2.json")(mobilenet_v2)
+register("cifar10/inception_v3", "cifar10-inception_v3.json")(inception_v3)
+
+from . import imagenet  # noqa: E402,F401  -- registers imagenet/efficientnet-lite0..2

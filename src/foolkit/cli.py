@@ -1,0 +1,71 @@
+"""The ``foolkit`` command line: a thin dispatcher over ``foolkit.commands.*``.
+
+Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
+User errors (bad input, unknown names, missing files) become one line on stderr and exit
+code 2; a traceback is shown only with ``--debug``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# One entry per subcommand module, in the order shown by --help.
+COMMAND_MODULES = [
+    "foolkit.commands.demo",
+    "foolkit.commands.train",
+    "foolkit.commands.eval",
+    "foolkit.commands.models",
+]
+
+
+class UsageError(Exception):
+    """A problem with the user's input: reported as one line, exit code 2."""
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="foolkit", description="Adversarial examples and classifier instability.")
+    parser.add_argument("--version", action="version", version=f"foolkit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    handlers = {}
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+        module.add_arguments(p)
+        handlers[module.NAME] = module.run
+    return parser, handlers
+
+
+def _user_error_types():
+    from .data.cifar10 import DataError
+    from .models.registry import ModelError
+    return (UsageError, DataError, ModelError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError)
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser, handlers = build_parser()
+    args = parser.parse_args(argv)  # argparse itself exits 2 with a one-line usage error
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return int(handlers[args.command](args) or 0)
+    except KeyboardInterrupt:
+        print("foolkit: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
+        return 130
+    except _user_error_types() as exc:
+        if getattr(args, "debug", False):
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"foolkit {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``foolkit`` CLI, one module each (see ``foolkit.cli``)."""

@@ -1,0 +1,39 @@
+"""``foolkit train MODEL --data PATH --epochs E --out DIR``: resumable, seeded training."""
+from __future__ import annotations
+
+NAME = "train"
+HELP = "train a registered CIFAR-10 architecture (resumes from DIR/last.pt)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("model", help="registered name, e.g. cifar10/resnet20")
+    p.add_argument("--data", required=True, help="CIFAR-10 root (official cifar-10-batches-py/ or ImageFolder)")
+    p.add_argument("--out", required=True, help="output folder: last.pt (resumable), weights.pt, history.json")
+    p.add_argument("--epochs", type=int, default=70)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--max-lr", type=float, default=0.15)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU (about 3x faster on AVX512-BF16)")
+    p.add_argument("--limit", type=int, default=None, help="train on this many images only (smoke tests)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from ..models.registry import card
+    from ..training import TrainConfig, train
+
+    card(args.model)  # unknown names fail here, listing the known ones
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+    config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, max_lr=args.max_lr,
+                         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, seed=args.seed,
+                         bf16=args.bf16, limit=args.limit, max_steps=args.max_steps)
+    result = train(config, args.data, args.out, progress=not args.quiet)
+    if result["history"]:
+        last = result["history"][-1]
+        print(f"{args.model}: epoch {last['epoch']}/{args.epochs}, test accuracy {last['test_acc']:.4f}; state in {args.out}")
+    return 0
