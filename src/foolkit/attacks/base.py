@@ -100,11 +100,12 @@ class AttackResult:
 
 
 class Counter:
-    """Counts model queries so results can report forward and gradient budgets."""
+    """Per-call state: model query counts, and a cache the clean pass may fill for ``_run``."""
 
     def __init__(self) -> None:
         self.forward = 0
         self.gradient = 0
+        self.cache: dict[str, Any] = {}
 
 
 def validate_images(x: Any) -> torch.Tensor:
@@ -192,6 +193,15 @@ class Attack:
     def _run(self, model, x0, label, target, counter: Counter, index):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _clean_pass(self, model, x, y, target, counter: Counter) -> torch.Tensor:
+        """Logits of the clean images ``[N,K]``. Attacks whose first step needs the same forward
+        pass (FGSM) override this to take the gradient at once and leave it in ``counter.cache``."""
+        logits = []
+        with torch.no_grad():
+            for i in range(0, len(x), 1000):
+                logits.append(model(x[i:i + 1000]))
+        return torch.cat(logits)
+
     def _check_call(self, x: torch.Tensor) -> None:
         """Per-call parameter checks that depend on the batch (override where needed)."""
 
@@ -215,14 +225,17 @@ class Attack:
         was_training = model.training
         model.eval()
         try:
-            clean_label, clean_probs = predict(model, x)
+            counter = Counter()
+            clean_logits = self._clean_pass(model, x, y, target, counter)
+            clean_logits = clean_logits.detach().to(torch.promote_types(clean_logits.dtype, torch.float32))
+            counter.cache["clean_logits"] = clean_logits
+            clean_label, clean_probs = clean_logits.argmax(1), clean_logits.softmax(1)
             num_classes = clean_probs.shape[1]
             label = clean_label.clone() if y is None else validate_labels(y, len(x), num_classes, "labels y", x.device)
             tgt = None if target is None else validate_labels(target, len(x), num_classes, "target", x.device)
             attacked = clean_label == label
             if tgt is not None:
                 attacked &= tgt != label
-            counter = Counter()
             x_adv = x.clone()
             iterations = torch.zeros(len(x), dtype=torch.long, device=x.device)
             extra: dict[str, Any] = {}

@@ -49,13 +49,24 @@ class FGSM(Attack):
         if isinstance(self.eps, torch.Tensor) and self.eps.ndim == 1 and len(self.eps) != len(x):
             raise ValueError(f"per-sample eps has {len(self.eps)} values for {len(x)} images")
 
+    def _clean_pass(self, model, x, y, target, counter: Counter):
+        # One forward pass gives the clean predictions and, backpropagated, the FGSM gradient.
+        def objective(logits):
+            k = logits.shape[1]
+            wanted = target if target is not None else y if y is not None else logits.argmax(1)
+            wanted = validate_labels(wanted, len(x), k, "target" if target is not None else "labels y", x.device)
+            return F.cross_entropy(logits.float(), wanted, reduction="none")
+
+        logits, grad = input_gradient(model, x, objective, counter)
+        counter.cache["grad"] = grad
+        return logits
+
     def _run(self, model, x0, label, target, counter: Counter, index):
         eps = self.eps
         if isinstance(eps, torch.Tensor):
             eps = eps.to(x0.device)
             eps = eps[index].view(-1, 1, 1, 1) if eps.ndim == 1 else eps
-        wanted = label if target is None else target
-        _, grad = input_gradient(model, x0, lambda z: F.cross_entropy(z.float(), wanted, reduction="none"), counter)
+        grad = counter.cache["grad"][index]
         step = grad.sign() if target is None else -grad.sign()
         x_adv = x0 + eps * step
         if self.clip:

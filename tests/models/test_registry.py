@@ -1,0 +1,80 @@
+import pytest
+import torch
+
+import foolkit as fk
+from foolkit.models import ModelError
+from foolkit.models.registry import load_state_dict
+
+
+def test_unknown_name_lists_known():
+    with pytest.raises(ModelError, match="cifar10/resnet20"):
+        fk.models.load("cifar10/resnet21")
+    assert "cifar10/resnet20" in fk.models.list()
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = fk.models.build("cifar10/resnet20")
+    path = tmp_path / "w.pt"
+    torch.save(model.net.state_dict(), path)
+    loaded = fk.models.load("cifar10/resnet20", checkpoint=path)
+    x = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model.eval()(x))
+
+
+def test_corrupt_truncated_and_pickled_checkpoints(tmp_path):
+    model = fk.models.build("cifar10/resnet20")
+    good = tmp_path / "good.pt"
+    torch.save(model.net.state_dict(), good)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:5000])
+    with pytest.raises(ModelError, match="cannot load checkpoint"):
+        fk.models.load("cifar10/resnet20", checkpoint=truncated)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00" * 100)
+    with pytest.raises(ModelError, match="cannot load checkpoint"):
+        load_state_dict(garbage)
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"model": model.net}, pickled)  # a whole module: needs unpickling code
+    with pytest.raises(ModelError):
+        fk.models.load("cifar10/resnet20", checkpoint=pickled)
+    with pytest.raises(ModelError, match="not found"):
+        fk.models.load("cifar10/resnet20", checkpoint=tmp_path / "nope.pt")
+
+
+def test_wrong_architecture_checkpoint(tmp_path):
+    path = tmp_path / "w.pt"
+    torch.save({"conv1.weight": torch.zeros(1)}, path)
+    with pytest.raises(ModelError, match="does not fit"):
+        fk.models.load("cifar10/resnet20", checkpoint=path)
+
+
+def test_shipped_checkpoint_sha_mismatch(tmp_path, monkeypatch):
+    from foolkit.models import registry
+    c = registry.card("cifar10/resnet20")
+    if c.checkpoint is None:
+        pytest.skip("no shipped checkpoint")
+    fake = tmp_path / "checkpoints"
+    fake.mkdir()
+    (fake / c.checkpoint).write_bytes((registry.CHECKPOINTS_DIR / c.checkpoint).read_bytes()[:-10] + b"0" * 10)
+    monkeypatch.setattr(registry, "CHECKPOINTS_DIR", fake)
+    with pytest.raises(ModelError, match="sha256"):
+        fk.models.load("cifar10/resnet20")
+
+
+def test_model_contract(resnet20):
+    x = torch.rand(4, 3, 32, 32)
+    before = x.clone()
+    out = resnet20(x)
+    assert out.shape == (4, 10) and out.dtype == torch.float32
+    assert not resnet20.training
+    assert torch.equal(resnet20(x), out)  # deterministic
+    assert torch.equal(x, before)
+
+
+def test_shipped_resnet20_accuracy(resnet20, bundled):
+    x, y = bundled
+    with torch.no_grad():
+        acc = (resnet20(x).argmax(1) == y).float().mean().item()
+    assert acc >= 0.87, acc
+    card = fk.models.card("cifar10/resnet20")
+    assert card.num_params == sum(p.numel() for p in resnet20.parameters())

@@ -1,0 +1,47 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+
+import foolkit as fk
+from foolkit.training import TrainConfig, train
+
+
+def tiny_folder(root, per_class=3):
+    rng = np.random.RandomState(0)
+    for split in ("train", "test"):
+        for name in fk.data.CIFAR10_CLASSES:
+            d = root / split / name
+            d.mkdir(parents=True)
+            for i in range(per_class):
+                Image.fromarray(rng.randint(0, 256, (32, 32, 3), dtype=np.uint8)).save(d / f"{i}.png")
+
+
+def test_train_resume_matches_uninterrupted(tmp_path):
+    tiny_folder(tmp_path / "data")
+    cfg = dict(epochs=3, batch_size=8, seed=1)
+    full = train(TrainConfig(**cfg), tmp_path / "data", tmp_path / "full", progress=False)
+    # stop after the first epoch (4 steps of 8 over 30 images), then resume
+    train(TrainConfig(**cfg, max_steps=4), tmp_path / "data", tmp_path / "resumed", progress=False)
+    assert json.loads((tmp_path / "resumed" / "history.json").read_text())["history"][-1]["epoch"] == 1
+    resumed = train(TrainConfig(**cfg), tmp_path / "data", tmp_path / "resumed", progress=False)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    a = torch.load(tmp_path / "full" / "weights.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "weights.pt", weights_only=True)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+    assert abs(full["history"][-1]["train_loss"] - resumed["history"][-1]["train_loss"]) < 1e-6
+
+
+def test_train_cli_smoke(tmp_path):
+    tiny_folder(tmp_path / "data", per_class=2)
+    cmd = [sys.executable, "-m", "foolkit.cli", "train", "cifar10/resnet20", "--data", str(tmp_path / "data"),
+           "--epochs", "1", "--batch-size", "10", "--out", str(tmp_path / "out"), "--quiet"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "last.pt").exists()
+    bad = subprocess.run(cmd[:4] + ["cifar10/nope"] + cmd[5:], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown model" in bad.stderr and "Traceback" not in bad.stderr
