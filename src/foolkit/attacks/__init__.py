@@ -5,3 +5,8 @@ from .fgsm import FGSM, minimal_epsilon
 from .lbfgs import LBFGS
 
 __all__ = ["Attack", "AttackResult", "DeepFool", "FGSM", "LBFGS", "minimal_epsilon"]
+from .onepixel import OnePixel  # noqa: E402
+from .sparsefool import SparseFool  # noqa: E402
+from .universal import UniversalPerturbation  # noqa: E402
+
+__all__ += ["OnePixel", "SparseFool", "UniversalPerturbation"]

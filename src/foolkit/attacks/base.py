@@ -229,6 +229,7 @@ class Attack:
             clean_logits = self._clean_pass(model, x, y, target, counter)
             clean_logits = clean_logits.detach().to(torch.promote_types(clean_logits.dtype, torch.float32))
             counter.cache["clean_logits"] = clean_logits
+            counter.cache["owner"] = self  # inner attacks run by this one must not reuse it
             clean_label, clean_probs = clean_logits.argmax(1), clean_logits.softmax(1)
             num_classes = clean_probs.shape[1]
             label = clean_label.clone() if y is None else validate_labels(y, len(x), num_classes, "labels y", x.device)

@@ -67,7 +67,12 @@ class DeepFool(Attack):
     def _run(self, model, x0, label, target, counter: Counter, index):
         n = len(x0)
         device = x0.device
-        logits0 = counter.cache["clean_logits"][index]  # the base class's clean pass
+        if counter.cache.get("owner") is self:  # the base class's clean pass of this very call
+            logits0 = counter.cache["clean_logits"][index]
+        else:  # called directly by another attack (SparseFool, universal perturbations)
+            with torch.no_grad():
+                logits0 = _wide(model(x0))
+            counter.forward += n
         if target is None:
             k = min(self.candidates, logits0.shape[1])
             # label first, then the other top classes by initial logit

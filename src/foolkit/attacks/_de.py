@@ -1,0 +1,97 @@
+"""Batched differential evolution (DE/rand/1) over many independent minimisation problems.
+
+Storn & Price (1997); the variant of the One Pixel Attack (Su, Vargas & Sakurai 2019, eq. in
+thesis chapter 8): for every member i of a population,
+    child_i = x_r1 + F * (x_r2 - x_r3),   r1, r2, r3, i pairwise different, F = 0.5,
+no crossover by default (the paper's choice: the child is the mutant), and the child replaces
+its parent when its fitness is lower.
+
+B problems evolve together as one tensor ``[B, P, D]``; each generation makes a single fitness
+call for the B * P children of the problems still running, and a problem leaves the batch as
+soon as its best fitness falls below its threshold. Randomness comes from one seeded
+``torch.Generator`` on the population's device, so a run is deterministic given the seed
+(and the set of problems: the draws of a problem depend on which others are still running).
+
+Example:
+    >>> best, fit, ran, trace = minimize(lambda c, i: (c ** 2).sum(-1), torch.rand(8, 20, 3),
+    ...     lower=torch.zeros(3), upper=torch.ones(3), generations=50, generator=torch.Generator())
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+
+def _distinct(b: int, p: int, generator: torch.Generator, device) -> torch.Tensor:
+    """Indices ``[b, p, 3]``: for member i, three members r1, r2, r3 all different from i and
+    from each other, uniformly (draw from the smaller range, then skip the excluded ones)."""
+    taken = torch.arange(p, device=device).expand(b, p)[..., None]  # [b, p, 1]
+    picks = []
+    for j in range(3):
+        u = torch.randint(0, p - 1 - j, (b, p), generator=generator, device=device)
+        excl, _ = taken.sort(-1)
+        for s in range(excl.shape[-1]):  # ascending exclusions: shift past each one
+            u = u + (u >= excl[..., s]).long()
+        picks.append(u)
+        taken = torch.cat([taken, u[..., None]], -1)
+    return torch.stack(picks, -1)
+
+
+def minimize(fitness: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], population: torch.Tensor, *,
+             lower: torch.Tensor, upper: torch.Tensor, generations: int, generator: torch.Generator,
+             threshold: torch.Tensor | float = -float("inf"), scale: float = 0.5,
+             crossover: float | None = None):
+    """Minimise B independent problems with DE/rand/1.
+
+    Args:
+        fitness: ``fitness(candidates [b, P, D], problems [b] int64) -> [b, P]`` float, lower is
+            better; ``problems`` are the indices (into B) of the candidates' problems.
+        population: initial population ``[B, P, D]`` (P >= 4), already inside the bounds.
+        lower, upper: bounds ``[D]`` (or broadcastable to ``[B, P, D]``); children are clipped.
+        generations: number of generations after the initial one.
+        generator: seeded ``torch.Generator`` on the population's device.
+        threshold: ``[B]`` or a float: a problem stops once its best fitness is < threshold.
+        scale: the mutation factor F (0.5 in the paper).
+        crossover: None for no crossover (the paper); a probability CR in [0,1] for binomial
+            crossover (each coordinate from the mutant with probability CR, one always).
+
+    Returns:
+        ``(best [B, D], best_fitness [B], generations_run [B] int64, trace [B, generations+1])``
+        where ``trace[:, g]`` is the best fitness after generation g (0: the initial population)
+        and NaN after the problem stopped.
+    """
+    b, p, d = population.shape
+    if p < 4:
+        raise ValueError(f"differential evolution needs a population of at least 4, got {p}")
+    device = population.device
+    pop = population.clone()
+    threshold = torch.as_tensor(threshold, dtype=torch.float64, device=device).expand(b)
+    fit = fitness(pop, torch.arange(b, device=device)).to(torch.float64)
+    trace = torch.full((b, generations + 1), float("nan"), dtype=torch.float64, device=device)
+    trace[:, 0] = fit.min(1).values
+    ran = torch.zeros(b, dtype=torch.long, device=device)
+    active = (trace[:, 0] >= threshold).nonzero().squeeze(1)
+    for g in range(1, generations + 1):
+        if len(active) == 0:
+            break
+        pa = pop[active]
+        r = _distinct(len(active), p, generator, device)
+        pick = lambda j: pa.gather(1, r[..., j:j + 1].expand(-1, -1, d))  # noqa: E731
+        child = pick(0) + scale * (pick(1) - pick(2))
+        if crossover is not None:
+            take = torch.rand(pa.shape, generator=generator, device=device) < crossover
+            forced = torch.randint(0, d, (len(active), p, 1), generator=generator, device=device)
+            take.scatter_(2, forced, True)
+            child = torch.where(take, child, pa)
+        child = torch.minimum(torch.maximum(child, lower), upper)
+        child_fit = fitness(child, active).to(torch.float64)
+        better = child_fit < fit[active]
+        pop[active] = torch.where(better[..., None], child, pa)
+        fit[active] = torch.where(better, child_fit, fit[active])
+        ran[active] = g
+        trace[active, g] = fit[active].min(1).values
+        active = active[trace[active, g] >= threshold[active]]
+    best_fit, best_idx = fit.min(1)
+    best = pop.gather(1, best_idx.view(b, 1, 1).expand(b, 1, d)).squeeze(1)
+    return best, best_fit, ran, trace

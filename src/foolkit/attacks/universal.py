@@ -1,0 +1,229 @@
+"""Universal adversarial perturbations (Moosavi-Dezfooli, Fawzi, Fawzi & Frossard, CVPR 2017,
+arXiv:1610.08401): one image-agnostic v with ||v||_p <= xi that fools most images.
+
+Thesis: chapter 9 (Algorithm 6), experiments 12.5 (Tables 12.8-12.10, Figs 12.20-12.25).
+
+    v <- 0
+    while Err(X_v) < 1 - delta and passes < max_passes:
+        for x_i in shuffle(X):
+            if k(x_i + v) == k(x_i):
+                dv <- DeepFool(x_i + v)               (minimal L2 step across the boundary)
+                if DeepFool converged: v <- P_{p,xi}(v + dv)
+Err(X_v) is the fraction of X whose prediction on clip(x + v) differs from the clean one.
+
+``mode="faithful"`` runs that loop one image at a time, as the authors do (predictions of the
+images ahead are computed in chunks and reused until v changes, which does not change the
+result). ``mode="batched"`` runs DeepFool on ``batch_size`` images at once and applies
+v <- P(v + sum of their converged dv). The sum, not the mean: the faithful loop also adds the
+updates of consecutive images (projecting in between), so the sum is what a mini-batch of the
+faithful loop would accumulate; with batch_size = 1 it *is* the faithful algorithm. A mean
+would shrink every update by the batch size, so v would grow batch_size times more slowly and
+barely reach the ball's boundary within 10 passes.
+
+Example:
+    >>> uap = UniversalPerturbation(norm="inf", xi=8 / 255).fit(model, x_train)
+    >>> uap.fooling_rate_, uap(model, x_test).fooling_rate
+
+Deviations from the authors' code (LTS4/universal, python/universal_pert.py):
+- The model always sees clip(x + v) in [0,1] (the authors add v to mean-subtracted images
+  without clipping); DeepFool starts from that clipped point, but its step itself is not
+  clipped, as in the authors' DeepFool.
+- A DeepFool update is kept when DeepFool's point is misclassified (the authors keep it when
+  DeepFool stopped before max_iter - 1 steps); the inner DeepFool is foolkit's
+  (``candidates`` top classes, ``overshoot`` applied to the accumulated step).
+- ``deepfool_norm`` (default 2, the authors' choice for both p = 2 and p = inf) lets the
+  inner DeepFool use the L-inf norm for p = inf, as the thesis's Table 12.9 does.
+- Shuffling uses a seeded ``torch.Generator``; the authors' ``max_iter_uni`` defaults to
+  infinity, here ``max_passes`` = 10 (the thesis's setting).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from torch import nn
+
+from .. import norms as _norms
+from .base import (Attack, Counter, check_nonnegative, check_positive_int, predict, validate_images)
+from .deepfool import DeepFool
+
+_MODES = ("faithful", "batched")
+
+
+class UniversalPerturbation(Attack):
+    """Fit one perturbation on a set X (``fit``), then add it to any image (``apply`` / call).
+
+    Args:
+        norm: 2 or inf (``"inf"`` accepted): the ball ||v||_p <= xi.
+        xi: > 0, the radius, in [0,1] pixel units (the authors' ImageNet default 10/255 for
+            L-inf on the 0-255 scale; CIFAR-10 models need more, e.g. 8/255-16/255).
+        delta: in [0,1]; stop once the fooling rate on X reaches 1 - delta (0.2: 80 %).
+        max_passes: >= 1, passes over X at most (thesis 10).
+        mode: "faithful" (one image at a time, the authors' loop) or "batched".
+        batch_size: images per DeepFool call in batched mode, and per prediction chunk.
+        overshoot: DeepFool's overshoot (authors 0.02).
+        deepfool_max_iter: DeepFool steps per image (authors 10).
+        deepfool_norm: the inner DeepFool's norm (2, the authors'; inf as in thesis Table 12.9).
+        candidates: classes considered by DeepFool (authors 10).
+        seed: seed of the per-pass shuffling.
+
+    Fitted attributes: ``perturbation_`` [1,C,H,W], ``fooling_rate_`` (on X, against the
+    model's clean predictions), ``history_`` (one dict per pass: pass, fooling_rate,
+    seconds, and the cumulative forward and gradient counts), ``passes_``.
+
+    Call: ``uap(model, x [N,C,H,W], y=None) -> AttackResult`` with x_adv = clip(x + v); as
+    for every attack, the fooling rate counts the correctly classified images only.
+    """
+
+    name = "universal"
+    supports_target = False
+
+    def __init__(self, *, norm: float | str = math.inf, xi: float = 10 / 255, delta: float = 0.2,
+                 max_passes: int = 10, mode: str = "faithful", batch_size: int = 100, overshoot: float = 0.02,
+                 deepfool_max_iter: int = 10, deepfool_norm: float | str = 2, candidates: int = 10,
+                 seed: int = 0):
+        self.norm = _check_norm("norm", norm)
+        self.xi = check_nonnegative("xi", xi, strict=True)
+        if not math.isfinite(self.xi):
+            raise ValueError(f"xi must be finite, got {xi!r}")
+        self.delta = check_nonnegative("delta", delta)
+        if self.delta > 1:
+            raise ValueError(f"delta must lie in [0,1] (the tolerated fraction not fooled), got {delta!r}")
+        self.max_passes = check_positive_int("max_passes", max_passes)
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        self.mode = mode
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.overshoot = check_nonnegative("overshoot", overshoot)
+        self.deepfool_max_iter = check_positive_int("deepfool_max_iter", deepfool_max_iter)
+        self.deepfool_norm = _check_norm("deepfool_norm", deepfool_norm)
+        self.candidates = check_positive_int("candidates", candidates, minimum=2)
+        self.seed = check_positive_int("seed", seed, minimum=0)
+
+    def params(self) -> dict:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_") and not k.endswith("_")}
+
+    # ----------------------------------------------------------------------------- fitting
+    def fit(self, model: nn.Module, X: torch.Tensor) -> "UniversalPerturbation":
+        """Compute v on images X ``[n,C,H,W]`` in [0,1] (never modified). Returns self."""
+        X = validate_images(X)
+        was_training = model.training
+        model.eval()
+        try:
+            self._fit(model, X)
+        finally:
+            model.train(was_training)
+        return self
+
+    def _fit(self, model, X):
+        n = len(X)
+        device = X.device
+        clean, _ = predict(model, X, self.batch_size)
+        gen = torch.Generator(device=device).manual_seed(self.seed)
+        self._deepfool = DeepFool(norm=self.deepfool_norm, overshoot=self.overshoot,
+                                  max_iter=self.deepfool_max_iter, candidates=self.candidates, clip=False)
+        self._counter = Counter()
+        v = torch.zeros((1,) + X.shape[1:], dtype=X.dtype, device=device)
+        history = []
+        fooling = 0.0
+        for k in range(self.max_passes):
+            start = time.perf_counter()
+            order = torch.randperm(n, generator=gen, device=device)
+            if self.mode == "faithful":
+                v = self._faithful_pass(model, X[order], clean[order], v)
+            else:
+                v = self._batched_pass(model, X[order], clean[order], v)
+            pred, _ = predict(model, (X + v).clamp(0, 1), self.batch_size)
+            self._counter.forward += n
+            fooling = float((pred != clean).double().mean())
+            history.append({"pass": k + 1, "fooling_rate": fooling, "seconds": time.perf_counter() - start,
+                            "forward": self._counter.forward, "gradient": self._counter.gradient})
+            if fooling >= 1 - self.delta:
+                break
+        self.perturbation_ = v
+        self.fooling_rate_ = fooling
+        self.history_ = history
+        self.passes_ = len(history)
+
+    def _step(self, model, xp, lab):
+        """DeepFool from the perturbed images xp [m,...]: their steps dv [m,...] and whether
+        DeepFool's point is misclassified (converged) [m]."""
+        idx = torch.arange(len(xp), device=xp.device)
+        x_df, _, _ = self._deepfool._run(model, xp, lab, None, self._counter, idx)
+        with torch.no_grad():
+            ok = model(x_df).argmax(1) != lab
+        self._counter.forward += len(xp)
+        return x_df - xp, ok
+
+    def _project(self, v):
+        return _norms.project_lp_ball(v, self.norm, self.xi)
+
+    def _faithful_pass(self, model, X, clean, v):
+        n = len(X)
+        fooled = torch.zeros(n, dtype=torch.bool, device=X.device)
+        valid_until = 0  # fooled[i:valid_until] is up to date with the current v
+        for i in range(n):  # the authors' sequential loop: each update changes v for the next image
+            if i >= valid_until:
+                hi = min(n, i + self.batch_size)
+                pred, _ = predict(model, (X[i:hi] + v).clamp(0, 1), self.batch_size)
+                self._counter.forward += hi - i
+                fooled[i:hi] = pred != clean[i:hi]
+                valid_until = hi
+            if fooled[i]:
+                continue
+            dv, ok = self._step(model, (X[i:i + 1] + v).clamp(0, 1), clean[i:i + 1])
+            if ok.item():
+                v = self._project(v + dv)
+                valid_until = i + 1  # predictions of the images ahead are stale now
+        return v
+
+    def _batched_pass(self, model, X, clean, v):
+        for s in range(0, len(X), self.batch_size):
+            xb, cb = X[s:s + self.batch_size], clean[s:s + self.batch_size]
+            xp = (xb + v).clamp(0, 1)
+            with torch.no_grad():
+                active = model(xp).argmax(1) == cb
+            self._counter.forward += len(xb)
+            if not active.any():
+                continue
+            dv, ok = self._step(model, xp[active], cb[active])
+            if ok.any():
+                v = self._project(v + dv[ok].sum(0, keepdim=True))
+        return v
+
+    # ------------------------------------------------------------------------ applying
+    def _fitted(self) -> torch.Tensor:
+        if not hasattr(self, "perturbation_"):
+            raise ValueError("UniversalPerturbation is not fitted yet: call fit(model, X) first")
+        return self.perturbation_
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """clip(x + v) for images x ``[N,C,H,W]`` in [0,1] with the shape of the fitted X."""
+        v = self._fitted()
+        x = validate_images(x)
+        if x.shape[1:] != v.shape[1:]:
+            raise ValueError(f"images of shape {tuple(x.shape[1:])} do not match the perturbation's "
+                             f"{tuple(v.shape[1:])}")
+        return (x + v.to(device=x.device, dtype=x.dtype)).clamp(0, 1)
+
+    def _check_call(self, x):
+        v = self._fitted()
+        if x.shape[1:] != v.shape[1:]:
+            raise ValueError(f"images of shape {tuple(x.shape[1:])} do not match the perturbation's "
+                             f"{tuple(v.shape[1:])}")
+
+    def _run(self, model, x0, label, target, counter: Counter, index):
+        ones = torch.ones(len(x0), dtype=torch.long, device=x0.device)
+        return self.apply(x0), ones, {}
+
+
+def _check_norm(name, norm) -> float:
+    p = math.inf if norm in ("inf", "Inf", "linf") else norm
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be 2 or inf, got {norm!r}") from None
+    if p not in (2.0, math.inf):
+        raise ValueError(f"{name} must be 2 or inf, got {norm!r}")
+    return p

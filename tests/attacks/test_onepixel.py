@@ -1,0 +1,164 @@
+"""One Pixel Attack and the batched DE behind it: toy oracles, the contract, bad input, and the
+trained ResNet-20 (slow)."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from foolkit.attacks import _de
+from foolkit.attacks.onepixel import OnePixel, apply
+
+
+class OnePixelDecides(nn.Module):
+    """Two classes; class 1 wins only when pixel (r, c) is made bright: no other single pixel
+    flips it. The logit of class 1 rises smoothly towards (r, c) (so DE has a landscape to
+    climb, not a needle to find) and with every channel; the best single-pixel change is pixel
+    (r, c) set to (255, 255, 255)."""
+
+    def __init__(self, size=16, where=(11, 5)):
+        super().__init__()
+        r = torch.arange(size, dtype=torch.float64)
+        dist = ((r[:, None] - where[0]) ** 2 + (r[None] - where[1]) ** 2).sqrt()
+        w = torch.stack([1 - 0.06 * dist, torch.full_like(dist, 0.1), torch.full_like(dist, 0.1)])
+        self.register_buffer("w", w)
+
+    def forward(self, x):
+        z = 3 * ((x - 0.2) * self.w).flatten(1).sum(1) - 2.8
+        return torch.stack([torch.zeros_like(z), z], 1)
+
+
+def test_only_the_known_pixel_flips_the_toy_model():
+    model = OnePixelDecides(size=16, where=(11, 5))
+    x = torch.full((256, 3, 16, 16), 0.2, dtype=torch.float64)
+    rows, cols = torch.arange(256) // 16, torch.arange(256) % 16
+    x[torch.arange(256), :, rows, cols] = 1.0  # every pixel set to white, one image each
+    flipped = (model(x).argmax(1) == 1).nonzero().squeeze(1)
+    assert flipped.tolist() == [11 * 16 + 5]
+
+
+def test_de_finds_the_known_best_pixel():
+    model = OnePixelDecides(size=16, where=(11, 5))
+    x = torch.full((8, 3, 16, 16), 0.2, dtype=torch.float64)
+    # threshold 0: never stop early, so the best candidate is DE's optimum after all generations
+    result = OnePixel(population=100, generations=50, threshold=0.0, seed=1)(model, x)
+    changed = (result.x_adv != x).any(1)
+    assert result.success.all()
+    assert (changed.flatten(1).sum(1) == 1).all()
+    assert changed[:, 11, 5].all()
+    assert (result.x_adv[:, :, 11, 5] >= 250 / 255).all()  # all channels (nearly) saturated
+
+
+def test_de_minimizes_independent_quadratics_and_stops_each_problem():
+    g = torch.Generator().manual_seed(0)
+    b, p, d = 8, 30, 4
+    centres = torch.rand(b, 1, d, generator=g, dtype=torch.float64) * 6 - 3
+    calls = []
+
+    def fitness(cand, problems):
+        calls.append(len(problems))
+        return ((cand - centres[problems]) ** 2).sum(-1)
+
+    pop = torch.rand(b, p, d, generator=g, dtype=torch.float64) * 10 - 5
+    thr = torch.full((b,), -1.0, dtype=torch.float64)
+    thr[:4] = 1e-2  # the first four stop early
+    best, fit, ran, trace = _de.minimize(fitness, pop, lower=torch.full((d,), -5.0, dtype=torch.float64),
+                                         upper=torch.full((d,), 5.0, dtype=torch.float64), generations=120,
+                                         generator=torch.Generator().manual_seed(1), threshold=thr)
+    assert torch.allclose(best[4:], centres[4:, 0], atol=1e-3)
+    assert (fit[:4] < 1e-2).all() and (ran[:4] < 120).all() and (ran[4:] == 120).all()
+    finite = torch.isfinite(trace)
+    assert (finite.sum(1) == ran + 1).all()  # NaN after stopping
+    diffs = trace[:, 1:] - trace[:, :-1]
+    assert (diffs[torch.isfinite(diffs)] <= 0).all()  # the best never gets worse
+    assert calls[0] == b and max(calls[1:]) <= b and calls[-1] == 4  # finished problems leave
+
+
+def test_de_mutation_indices_are_distinct():
+    r = _de._distinct(50, 5, torch.Generator().manual_seed(0), "cpu")
+    me = torch.arange(5).expand(50, 5)[..., None]
+    allidx = torch.cat([me, r], -1).sort(-1).values
+    assert (allidx[..., 1:] != allidx[..., :-1]).all()
+    assert r.min() >= 0 and r.max() <= 4
+
+
+def test_de_binomial_crossover_runs():
+    pop = torch.rand(2, 10, 3, dtype=torch.float64)
+    best, fit, _, _ = _de.minimize(lambda c, pr: (c ** 2).sum(-1), pop, lower=torch.zeros(3, dtype=torch.float64),
+                                   upper=torch.ones(3, dtype=torch.float64), generations=30,
+                                   generator=torch.Generator().manual_seed(0), crossover=0.5)
+    assert (fit < (pop ** 2).sum(-1).min(1).values + 1e-12).all()
+
+
+def test_apply_sets_pixels_to_integer_levels():
+    x = torch.rand(2, 3, 4, 4)
+    genes = torch.tensor([[[1.7, 2.2, 10.4, 300.0, -5.0]], [[3.99, 0.0, 0.0, 128.5, 255.0]]])
+    out = apply(x, genes)
+    assert torch.equal(out[0, :, 1, 2], torch.tensor([10.0, 255.0, 0.0]) / 255)
+    assert torch.equal(out[1, :, 3, 0], torch.tensor([0.0, 128.0, 255.0]) / 255)
+    assert ((out != x).any(1).flatten(1).sum(1) <= 1).all()
+
+
+def test_contract_trace_determinism_and_budget():
+    model = OnePixelDecides(size=8, where=(2, 3))
+    x = torch.rand(5, 3, 8, 8, dtype=torch.float64) * 0.1 + 0.15
+    before = x.clone()
+    a = OnePixel(pixels=2, population=8, generations=6, seed=3)(model, x)
+    b = OnePixel(pixels=2, population=8, generations=6, seed=3)(model, x)
+    assert torch.equal(x, before)
+    assert torch.equal(a.x_adv, b.x_adv)
+    assert ((a.x_adv != x).any(1).flatten(1).sum(1) <= 2).all()
+    trace = a.extra["probability_trace"]
+    assert trace.shape == (5, 7)
+    assert (torch.isfinite(trace).sum(1) == a.iterations + 1).all()
+    assert a.forward_count == 8 * int((a.iterations + 1).sum())
+    stopped = a.iterations < 6
+    last = trace[torch.arange(5), a.iterations]
+    assert (last[stopped] < 0.1).all()  # untargeted early stop: p(label) < 10 %
+
+
+def test_targeted_stops_above_half():
+    model = OnePixelDecides(size=8, where=(2, 3))
+    x = torch.full((3, 3, 8, 8), 0.2, dtype=torch.float64)
+    result = OnePixel(population=40, generations=30)(model, x, target=1)
+    trace = result.extra["probability_trace"]
+    assert result.success.all()
+    assert (trace[torch.arange(3), result.iterations] > 0.5).all()
+
+
+def test_chunked_forward_gives_the_same_result():
+    model = OnePixelDecides(size=8, where=(2, 3))
+    x = torch.rand(4, 3, 8, 8, dtype=torch.float64) * 0.1 + 0.15
+    a = OnePixel(population=10, generations=5, batch_images=4)(model, x)
+    b = OnePixel(population=10, generations=5, batch_images=4, forward_batch=7)(model, x)
+    assert torch.equal(a.x_adv, b.x_adv)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"pixels": 0}, "pixels"), ({"population": 3}, "population"), ({"generations": 0}, "generations"),
+    ({"seed": -1}, "seed"), ({"batch_images": 0}, "batch_images"), ({"threshold": 1.5}, "threshold"),
+    ({"forward_batch": 0}, "forward_batch")])
+def test_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        OnePixel(**kwargs)
+
+
+def test_image_smaller_than_d_pixels():
+    model = OnePixelDecides(size=2, where=(0, 1))
+    with pytest.raises(ValueError, match="fewer than pixels=5"):
+        OnePixel(pixels=5)(model, torch.rand(2, 3, 2, 2, dtype=torch.float64))
+
+
+@pytest.mark.slow
+def test_resnet20_five_pixels(resnet20, bundled):
+    x, y = bundled
+    with torch.no_grad():
+        correct = (resnet20(x[:100]).argmax(1) == y[:100]).nonzero().squeeze(1)[:20]
+    result = OnePixel(pixels=5, population=50, generations=20)(resnet20, x[correct], y[correct])
+    assert result.attacked.all()
+    assert result.success.sum() >= 1
+    assert ((result.x_adv != x[correct]).any(1).flatten(1).sum(1) <= 5).all()
+    with torch.no_grad():  # every success re-verifies with a fresh forward pass
+        assert (resnet20(result.x_adv[result.success]).argmax(1) != y[correct][result.success]).all()
+    assert result.forward_count == 50 * int((result.iterations + 1).sum())
+    assert not math.isnan(float(result.extra["probability_trace"][:, 0].mean()))
