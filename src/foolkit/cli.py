@@ -16,6 +16,11 @@ COMMAND_MODULES = [
     "foolkit.commands.train",
     "foolkit.commands.eval",
     "foolkit.commands.models",
+    "foolkit.commands.attack",
+    "foolkit.commands.show",
+    "foolkit.commands.report",
+    "foolkit.commands.attacks_list",
+    "foolkit.commands.fit_universal",
 ]
 
 

@@ -37,6 +37,7 @@ class TrainConfig:
     bf16: bool = False
     limit: int | None = None  # use only the first `limit` training images (smoke tests)
     max_steps: int | None = None  # stop after this many optimizer steps in total (smoke tests)
+    reschedule: bool = False  # resume under a different --epochs: rebuild the schedule, fast-forwarded
 
 
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -110,6 +111,7 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
         pct_start=0.25, div_factor=20, final_div_factor=200)
 
     history: list[dict] = []
+    reschedules: list[dict] = []  # when --reschedule changed the number of epochs of a run
     start_epoch, steps_done = 0, 0
     if state_path.exists():
         try:
@@ -117,19 +119,30 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
         except Exception as exc:
             raise RuntimeError(f"cannot resume: {state_path} is corrupt ({exc}); delete it to start over") from exc
         saved = state["config"]
-        for key in ("model", "epochs", "batch_size", "max_lr", "seed", "limit"):
+        checked = ("model", "batch_size", "max_lr", "seed", "limit") + (() if config.reschedule else ("epochs",))
+        for key in checked:
             if saved.get(key) != getattr(config, key):
                 raise RuntimeError(
                     f"cannot resume: {state_path} was trained with {key}={saved.get(key)!r}, "
                     f"now {key}={getattr(config, key)!r}; use another --out or the same settings")
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         start_epoch, steps_done = state["epoch"], state["steps_done"]
         history = json.loads(state["history"])
+        reschedules = json.loads(state.get("reschedules", "[]"))
+        if saved.get("epochs") == config.epochs:
+            scheduler.load_state_dict(state["scheduler"])
+        else:  # --reschedule: the new OneCycle schedule, advanced to the steps already taken
+            for _ in range(steps_done):
+                scheduler.step()
+            reschedules.append({"at_epoch": start_epoch, "from_epochs": saved.get("epochs"),
+                                "to_epochs": config.epochs})
 
     if config.bf16:
         net.to(memory_format=torch.channels_last)
+    if start_epoch >= config.epochs:
+        model.eval()
+        return {"config": asdict(config), "history": history}
     for epoch in range(start_epoch, config.epochs):
         if config.max_steps is not None and steps_done >= config.max_steps:
             break
@@ -169,8 +182,10 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
         net_sd = {k: v.contiguous() for k, v in net.state_dict().items()}
         _atomic_save({"model": net_sd, "optimizer": optimizer.state_dict(),
                       "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "steps_done": steps_done,
-                      "config": asdict(config), "history": json.dumps(history)}, state_path)
+                      "config": asdict(config), "history": json.dumps(history),
+                      "reschedules": json.dumps(reschedules)}, state_path)
         _atomic_save(net_sd, out / "weights.pt")
-        (out / "history.json").write_text(json.dumps({"config": asdict(config), "history": history}, indent=1))
+        (out / "history.json").write_text(json.dumps({"config": asdict(config), "history": history,
+                                                     "reschedules": reschedules}, indent=1))
     model.eval()
     return {"config": asdict(config), "history": history}

@@ -18,6 +18,8 @@ def add_arguments(p) -> None:
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU (about 3x faster on AVX512-BF16)")
     p.add_argument("--limit", type=int, default=None, help="train on this many images only (smoke tests)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
+    p.add_argument("--reschedule", action="store_true",
+                   help="resume under a different --epochs (the OneCycle schedule is rebuilt and fast-forwarded)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -31,7 +33,8 @@ def run(args) -> int:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
     config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, max_lr=args.max_lr,
                          weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, seed=args.seed,
-                         bf16=args.bf16, limit=args.limit, max_steps=args.max_steps)
+                         bf16=args.bf16, limit=args.limit, max_steps=args.max_steps,
+                         reschedule=args.reschedule)
     result = train(config, args.data, args.out, progress=not args.quiet)
     if result["history"]:
         last = result["history"][-1]

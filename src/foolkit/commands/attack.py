@@ -1,0 +1,137 @@
+"""``foolkit attack``: a resumable run over a data set, or one image.
+
+    foolkit attack --model NAME --attack NAME [params] --n N --out runs/x.db     # data set
+    foolkit attack --image PATH [--model NAME] --attack NAME [params] [--out x.png]   # one image
+    foolkit attack --cifar-index N --attack NAME                                  # one bundled image
+
+Every keyword-only parameter of every available attack class is a flag (``--norm``,
+``--overshoot``, ``--max-iter``, ``--eps``, ...), converted to the type its annotation names
+("inf" is accepted for norms, "none" where None is allowed). A flag the chosen attack does not
+take is an error. Ctrl-C stops after the batch in flight is discarded; rerunning the same
+command resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "attack"
+HELP = "attack a model on a data set, storing every sample in SQLite (rerun to resume)"
+
+# Runner options; an attack parameter with one of these names gets the flag --attack-NAME.
+RUNNER_OPTIONS = {"model", "attack", "n", "data", "split", "batch_size", "seed", "checkpoint", "out", "target",
+                  "fit_size", "quiet", "debug", "help", "image", "cifar_index", "perturbation"}
+PARAM_PREFIX = "param__"
+
+
+def flag_for(param_name: str) -> str:
+    name = param_name.rstrip("_")
+    if name in RUNNER_OPTIONS:
+        name = "attack_" + name
+    return "--" + name.replace("_", "-")
+
+
+def _one_line_errors(p: argparse.ArgumentParser) -> None:
+    """argparse errors of this subcommand as one line (no multi-line usage), exit code 2."""
+    def error(message: str):
+        print(f"foolkit {NAME}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+    original = p.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        ns, extras = original(args, namespace)
+        if extras:
+            error(f"unrecognized arguments: {' '.join(extras)} (see `foolkit attack --help`; "
+                  f"`foolkit attacks` lists the attacks)")
+        return ns, extras
+
+    p.error = error
+    p.parse_known_args = parse_known_args
+
+
+def add_arguments(p) -> None:
+    from ..attacks import registry
+
+    p.usage = "foolkit attack --model NAME --attack NAME [attack parameters] [--n N] [--out FILE] [options]"
+    p.add_argument("--model", default=None, help="registered model name (see `foolkit models`); one image: "
+                   "default imagenet/efficientnet-lite0 (--image) or cifar10/resnet20 (--cifar-index)")
+    p.add_argument("--attack", default=None, help="attack name (see `foolkit attacks`); one image: default deepfool")
+    p.add_argument("--image", default=None, metavar="PATH",
+                   help="attack this one photo (any size/colour mode; resized and centre-cropped to the model)")
+    p.add_argument("--cifar-index", type=int, default=None, metavar="N", help="attack bundled CIFAR-10 test image N")
+    p.add_argument("--perturbation", default=None, metavar="FILE",
+                   help="one image: apply a saved universal perturbation (foolkit fit-universal) instead of attacking")
+    p.add_argument("--n", type=int, default=None, help="first N images (default: the whole split)")
+    p.add_argument("--data", default=None, metavar="PATH",
+                   help="CIFAR-10 root (official or ImageFolder); default $FOOLKIT_DATA, else the bundled 1,000 images")
+    p.add_argument("--split", default="test", help="train or test (default test)")
+    p.add_argument("--batch-size", type=int, default=100, help="images per batch = per committed transaction")
+    p.add_argument("--seed", type=int, default=0, help="base seed of the run (each batch derives its own)")
+    p.add_argument("--checkpoint", default=None, metavar="PATH", help="state_dict file for the model's raw network")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="SQLite run store (default runs/foolkit.db); one image: the figure (default <image>-<attack>.png)")
+    p.add_argument("--target", type=str, default=None, help="target class (index, or a class name for one image)")
+    p.add_argument("--fit-size", type=int, default=None,
+                   help="universal perturbations: images of the set X (default half of --n)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    group = p.add_argument_group("attack parameters (keyword arguments of the attack classes)")
+    defaults: dict[str, list[str]] = {}
+    for name, cls in registry.available().items():
+        for param in registry.parameters(cls):
+            default = param.default
+            defaults.setdefault(param.name, []).append(f"{name} {default!r}")
+    for pname in defaults:
+        group.add_argument(flag_for(pname), dest=PARAM_PREFIX + pname, default=argparse.SUPPRESS, metavar="V",
+                           help=f"defaults: {'; '.join(defaults[pname])}".replace("%", "%%"))
+    _one_line_errors(p)
+
+
+def attack_from_args(args):
+    """Build the attack instance from ``--attack`` and the parameter flags given."""
+    from ..attacks import registry
+
+    cls = registry.get(args.attack)
+    params = {p.name: p for p in registry.parameters(cls)}
+    given = {k[len(PARAM_PREFIX):]: v for k, v in vars(args).items() if k.startswith(PARAM_PREFIX)}
+    wrong = [flag_for(k) for k in given if k not in params]
+    if wrong:
+        accepted = " ".join(flag_for(k) for k in params) or "none"
+        raise ValueError(f"{' '.join(sorted(wrong))} is not a parameter of {args.attack} (its parameters: {accepted})")
+    kwargs = {k: registry.convert(params[k], v) for k, v in given.items()}
+    return cls(**kwargs)
+
+
+def run(args) -> int:
+    from .. import metrics
+    from ..evaluation.runner import evaluate
+    from ..models.registry import card
+
+    if args.image is not None or args.cifar_index is not None:
+        from ..single_image import run_image_command
+        return run_image_command(args)
+    if args.model is None or args.attack is None:
+        raise ValueError("--model and --attack are required (or --image PATH / --cifar-index N for one image)")
+    if args.perturbation is not None:
+        raise ValueError("--perturbation applies to one image (--image or --cifar-index)")
+    if args.out is None:
+        args.out = "runs/foolkit.db"
+    if args.target is not None:
+        try:
+            args.target = int(args.target)
+        except ValueError:
+            raise ValueError(f"--target must be a class index for a data-set run, got {args.target!r}") from None
+    for flag, value, minimum in (("--n", args.n, 1), ("--batch-size", args.batch_size, 1), ("--seed", args.seed, 0),
+                                 ("--fit-size", args.fit_size, 1)):
+        if value is not None and value < minimum:
+            raise ValueError(f"{flag} must be >= {minimum}, got {value}")
+    attack = attack_from_args(args)
+    card(args.model)  # unknown model names fail before any data is read
+    run_ = evaluate(args.model, attack, ("cifar10", args.split, args.n, args.data), args.out,
+                    batch_size=args.batch_size, seed=args.seed, checkpoint=args.checkpoint, target=args.target,
+                    fit_size=args.fit_size, progress=not args.quiet)
+    m = run_.metrics()
+    print(metrics.format_table([(run_.title, m)]))
+    print(metrics.describe(m))
+    print(f"run {run_.run_id} stored in {args.out} ({m['n']} samples)")
+    return 0

@@ -1,0 +1,462 @@
+"""The resumable attack runner: ``evaluate(model, attack, data, store) -> Run``.
+
+    run = fk.evaluate(model="cifar10/resnet20", attack=fk.attacks.DeepFool(norm=2),
+                      data=("cifar10", "test", 1000), store="runs/x.db")
+    run.metrics()    # the thesis's table row (foolkit.metrics)
+    run.samples()    # per-sample records: list of dicts, a DataFrame if pandas is installed
+
+How it works:
+- A run is identified by a hash of (model card + weights hash, or the class and state_dict hash
+  of a user model; attack class and parameters; data spec and content hash; seed; target;
+  fit size of a universal perturbation; foolkit version).
+- Images are attacked in a fixed grid of batches ``[k*B, (k+1)*B)``. Each batch's records
+  and images are committed in one SQLite transaction; a rerun skips the samples already
+  stored, so ``kill -9`` or Ctrl-C loses at most the batch in flight. Each batch runs under
+  its own seed (``seed``, batch start), in a forked RNG, so a resumed run computes the same
+  batches as an uninterrupted one.
+- Every claimed success is re-verified by fresh forward passes, in float and in 8 bits
+  (:mod:`foolkit.evaluation.verify`).
+- Universal perturbations: the perturbation is computed once on the first ``fit_size`` images
+  (the set X), stored in the run, and added to every image; samples of X are marked
+  ``in_fit`` so the metrics give the fooling rate on X and on the unseen images.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import metrics as _metrics
+from ..attacks.base import Attack, AttackResult
+from . import store as _store
+from .verify import verify_result
+
+DEFAULT_BATCH_SIZE = 100
+
+
+# --- identity -------------------------------------------------------------------------------
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float):
+        return v if math.isfinite(v) else repr(v)  # inf -> "inf"
+    if isinstance(v, (bool, int, str)) or v is None:
+        return v
+    if isinstance(v, torch.Tensor):
+        return _jsonable(v.detach().cpu().tolist())
+    if isinstance(v, np.ndarray):
+        return _jsonable(v.tolist())
+    if isinstance(v, (np.integer, np.floating)):
+        return _jsonable(v.item())
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return repr(v)
+
+
+def tensor_sha256(*tensors: torch.Tensor | None) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        if t is None:
+            h.update(b"none")
+            continue
+        t = t.detach().cpu().contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def state_dict_sha256(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(tensor_sha256(value).encode() if isinstance(value, torch.Tensor) else repr(value).encode())
+    return h.hexdigest()
+
+
+def run_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(_jsonable(config), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --- resolving the inputs ---------------------------------------------------------------------
+def _resolve_model(model: Any, checkpoint, device) -> tuple[nn.Module, dict, str]:
+    from ..models import registry
+
+    if isinstance(model, str):
+        card = registry.card(model)
+        net = registry.load(model, checkpoint=checkpoint, device=device)
+        if checkpoint is not None:
+            weights = "sha256:" + registry.sha256_file(checkpoint)
+        else:
+            weights = "sha256:" + card.sha256 if card.sha256 else "state_dict:" + state_dict_sha256(net)
+        card_dict = {k: getattr(card, k) for k in card.__dataclass_fields__}
+        return net, {"name": model, "card": card_dict, "weights": weights}, model
+    if isinstance(model, nn.Module):
+        if checkpoint is not None:
+            raise ValueError("checkpoint= applies to registered model names; load the weights into your module instead")
+        cls = type(model)
+        return model.to(device), {"class": f"{cls.__module__}.{cls.__qualname__}",
+                                  "state_dict": state_dict_sha256(model)}, cls.__name__
+    raise ValueError(f"model must be a registered name (see `foolkit models`) or an nn.Module, got {type(model).__name__}")
+
+
+def _resolve_attack(attack: Any, attack_params: dict | None) -> Attack:
+    from ..attacks import registry
+
+    if isinstance(attack, str):
+        return registry.create(attack, **(attack_params or {}))
+    if attack_params:
+        raise ValueError("attack_params= applies when the attack is given by name")
+    if isinstance(attack, type) and issubclass(attack, Attack):
+        return attack()
+    if isinstance(attack, Attack):
+        return attack
+    raise ValueError(f"attack must be an Attack instance or a registered name, got {type(attack).__name__}")
+
+
+def _resolve_data(data: Any) -> tuple[torch.Tensor, torch.Tensor | None, dict, tuple | None]:
+    """-> (x, y or None, spec, class names or None)."""
+    from ..data import class_names, load
+
+    if isinstance(data, dict):
+        data = (data.get("name", "cifar10"), data.get("split", "test"), data.get("n"), data.get("root"))
+    if isinstance(data, (tuple, list)) and data and isinstance(data[0], str):
+        if len(data) > 4:
+            raise ValueError("data must be (name, split, n[, root])")
+        name, split, n, root = list(data) + ["cifar10", "test", None, None][len(data):]
+        x, y = load(name, split, n=n, root=root)
+        source = str(Path(root).resolve()) if root else (os.environ.get("FOOLKIT_DATA") or "bundled")
+        spec = {"dataset": name, "split": split, "n": n, "root": source}
+        try:
+            classes = class_names(name)
+        except ValueError:
+            classes = None
+    elif isinstance(data, torch.Tensor):
+        x, y, spec, classes = data, None, {"tensors": True}, None
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        x, y = data
+        y = None if y is None else torch.as_tensor(y)
+        spec, classes = {"tensors": True}, None
+    else:
+        raise ValueError("data must be (name, split, n[, root]), a dict with those keys, a tensor x or a pair (x, y)")
+    spec["sha256"] = tensor_sha256(x, y)
+    spec["shape"] = list(x.shape)
+    return x, y, spec, classes
+
+
+def _channel_mean(model: nn.Module, spec: dict, channels: int) -> torch.Tensor | None:
+    mean = getattr(model, "mean", None)
+    if isinstance(mean, torch.Tensor) and mean.numel() == channels:
+        return mean.detach().float().cpu().view(1, channels, 1, 1)
+    if spec.get("dataset") == "cifar10" and channels == 3:
+        from ..models.wrappers import CIFAR10_MEAN
+        return torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)
+    return None
+
+
+# --- universal perturbations ------------------------------------------------------------------
+def is_universal(attack: Attack) -> bool:
+    """Attacks fitted once on a set X (``fit(model, X)`` setting ``perturbation_``), then applied."""
+    return callable(getattr(attack, "fit", None))
+
+
+def _fit_universal(attack, model, x) -> tuple[torch.Tensor, dict]:
+    """Compute the universal perturbation on X; returns (v [1,C,H,W] float32 on CPU, info)."""
+    start = time.perf_counter()
+    attack.fit(model, x)
+    v = getattr(attack, "perturbation_", None)
+    if not isinstance(v, torch.Tensor):
+        raise ValueError(f"{type(attack).__name__}.fit set no perturbation_ tensor")
+    info = {k.rstrip("_"): _jsonable(getattr(attack, k)) for k in ("passes_", "fooling_rate_", "history_")
+            if hasattr(attack, k)}
+    info["seconds"] = time.perf_counter() - start
+    info["fit_size"] = len(x)
+    return v.detach().float().cpu(), info
+
+
+# --- records ------------------------------------------------------------------------------
+def _records(result: AttackResult, checks: dict, idx: list[int], mean, batch_start: int,
+             in_fit: torch.Tensor, store_images: bool) -> tuple[list[dict], list[dict], dict]:
+    n = len(idx)
+    att = result.attacked
+    n_att = int(att.sum())
+    seconds = torch.where(att, result.seconds / max(n_att, 1), 0.0)
+    x = result.x.detach().float().cpu()
+    r = (result.x_adv.detach().float().cpu() - x)
+    cols = {
+        "label": result.label, "pred": result.clean_label, "clean_conf": result.clean_confidence,
+        "attacked": att, "target": result.target, "success": result.success,
+        "adv_label": checks["adv_label"], "adv_conf": checks["adv_conf"], "verified": checks["verified"],
+        "q_label": checks["q_label"], "q_conf": checks["q_conf"], "verified_q": checks["verified_q"],
+        "quant_lost": checks["quant_lost"],
+        "l0": result.norms(0), "pixels": result.pixels_changed(), "l2": result.norms(2), "linf": result.norms(math.inf),
+        "x_l2": x.flatten(1).norm(dim=1), "x_linf": x.flatten(1).abs().amax(1),
+        "xc_l2": None if mean is None else (x - mean).flatten(1).norm(dim=1),
+        "xc_linf": None if mean is None else (x - mean).flatten(1).abs().amax(1),
+        "iterations": result.iterations, "seconds": seconds, "in_fit": in_fit,
+    }
+    lists = {k: (None if v is None else v.detach().cpu().tolist()) for k, v in cols.items()}
+    rows = []
+    for j, i in enumerate(idx):
+        row = {"idx": i, "batch": batch_start}
+        for k, v in lists.items():
+            row[k] = None if v is None else v[j]
+        rows.append(row)
+    per_sample = {k: v for k, v in result.extra.items() if isinstance(v, torch.Tensor) and v.shape[:1] == (n,)}
+    run_level = {k: v for k, v in result.extra.items() if k not in per_sample}
+    blobs = []
+    if store_images:
+        for j, i in enumerate(idx):
+            attacked_j = bool(att[j])
+            blobs.append({
+                "idx": i, "image": _store.encode_image(x[j].numpy()),
+                "adv": _store.encode_png(result.x_adv[j].detach().float().cpu().numpy()) if attacked_j else None,
+                "perturbation": _store.encode_array(r[j].numpy()) if attacked_j and bool(r[j].any()) else None,
+                "extra": _store.encode_extra({k: v[j].detach().cpu().numpy() for k, v in per_sample.items()}),
+            })
+    return rows, blobs, run_level
+
+
+# --- the run ------------------------------------------------------------------------------
+class Run:
+    """A run in a store: its identity, configuration, per-sample records and metrics."""
+
+    def __init__(self, store: str | os.PathLike | _store.Store, run_id: str):
+        self._store_obj = store if isinstance(store, _store.Store) else None
+        self.path = store.path if isinstance(store, _store.Store) else str(store)
+        with self._open() as s:
+            info = s.run(run_id)
+        self.run_id = info["run_id"]
+        self.config = info["config"]
+        self.title = info["title"]
+        self.n_total = info["n_total"]
+
+    def _open(self):
+        if self._store_obj is not None:  # an in-memory or caller-owned store stays open
+            return contextlib.nullcontext(self._store_obj)
+        return _store.Store(self.path, readonly=True)
+
+    @property
+    def complete(self) -> bool:
+        with self._open() as s:
+            return s.run(self.run_id)["n_done"] >= self.n_total
+
+    def records(self) -> list[dict]:
+        with self._open() as s:
+            return s.samples(self.run_id)
+
+    def samples(self, as_frame: bool | None = None):
+        """Per-sample records (list of dicts); a pandas DataFrame if pandas is installed
+        (``as_frame=None``) or ``as_frame=True``."""
+        rows = self.records()
+        if as_frame is False:
+            return rows
+        try:
+            import pandas as pd
+        except ImportError:
+            if as_frame:
+                raise
+            return rows
+        return pd.DataFrame(rows)
+
+    def metrics(self) -> dict:
+        """The thesis's metrics from the stored records (:func:`foolkit.metrics.compute`)."""
+        return _metrics.compute(self.records())
+
+    def images(self, indices=None) -> dict[int, dict]:
+        """idx -> {"x", "x_adv" (x + exact r), "x_adv_8bit", "perturbation", "extra"} as numpy."""
+        with self._open() as s:
+            raw = s.blobs(self.run_id, indices)
+        out = {}
+        for i, b in raw.items():
+            x = b["image"]
+            r = b["perturbation"] if b["perturbation"] is not None else np.zeros_like(x)
+            out[i] = {"x": x, "perturbation": r, "x_adv": x + r,
+                      "x_adv_8bit": b["adv"] if b["adv"] is not None else x, "extra": b["extra"] or {}}
+        return out
+
+    def artifact(self, key: str):
+        with self._open() as s:
+            blob = s.artifact(self.run_id, key)
+        return None if blob is None else _store.decode(blob)
+
+    def table(self) -> str:
+        return _metrics.format_table([(self.title, self.metrics())])
+
+    def __repr__(self) -> str:
+        return f"Run({self.run_id}, {self.title!r}, {self.path})"
+
+
+def _short_params(attack: Attack) -> str:
+    """`` norm=2 overshoot=0.01``: the parameters that differ from the defaults (norm always)."""
+    import inspect
+
+    defaults = {p.name: p.default for p in inspect.signature(type(attack).__init__).parameters.values()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    parts = []
+    for key, value in attack.params().items():
+        if key in defaults and key != "norm":
+            try:
+                if value == defaults[key]:
+                    continue
+            except Exception:  # tensors
+                pass
+        if isinstance(value, float):
+            value = "inf" if math.isinf(value) else f"{value:g}"
+        elif isinstance(value, (list, tuple)) and len(value) > 4:
+            value = f"[{len(value)} values]"
+        parts.append(f"{key.rstrip('_')}={value}")
+    return (" " + " ".join(parts)) if parts else ""
+
+
+def _progress_bar(total: int, initial: int, title: str):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, desc=title if len(title) <= 48 else title[:47] + "…", unit="img",
+                dynamic_ncols=True)
+
+
+def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), store: Any = None, *,
+             batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0, checkpoint=None, target: Any = None,
+             attack_params: dict | None = None, fit_size: int | None = None, device: str | torch.device = "cpu",
+             progress: bool | Callable[[dict], None] = False, store_images: bool = True, title: str | None = None) -> Run:
+    """Attack a data set batch by batch, storing every sample; resume what is already stored.
+
+    Args:
+        model: a registered name (``"cifar10/resnet20"``) or any ``nn.Module`` meeting the model
+            contract (float ``[N,C,H,W]`` in [0,1] -> logits); a module is identified by a hash
+            of its ``state_dict``.
+        attack: an :class:`~foolkit.attacks.base.Attack` instance, or a registered name
+            (``"deepfool"``) with ``attack_params``.
+        data: ``(name, split, n)`` or ``(name, split, n, root)``, a dict with those keys, a
+            tensor ``x`` (labels = clean predictions), or a pair ``(x, y)``.
+        store: SQLite file (created when missing; other runs in it are kept), a
+            :class:`~foolkit.evaluation.store.Store`, or None (in memory).
+        batch_size: images per batch (= per transaction).
+        seed: base seed; each batch runs under ``seed`` and its start index.
+        checkpoint: state_dict file for a registered model (instead of the shipped weights).
+        target: None (untargeted), an int class or ``[N]`` classes.
+        fit_size: universal perturbations (attacks with ``fit``): X = the first ``fit_size``
+            images (default half of them); the rest are the unseen images.
+        device: where the model and images go.
+        progress: True for a tqdm bar, or a callable receiving a dict after each batch.
+        store_images: store the images and perturbations (needed by the report).
+
+    Returns:
+        :class:`Run`. Raises ``ValueError`` (bad input), ``StoreError`` (unusable store file).
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    attack = _resolve_attack(attack, attack_params)
+    st = store if isinstance(store, _store.Store) else _store.Store(":memory:" if store is None else store)
+    owns = not isinstance(store, _store.Store) and store is not None
+    try:
+        return _evaluate(st, owns, model, attack, data, batch_size=batch_size, seed=seed, checkpoint=checkpoint,
+                         target=target, fit_size=fit_size, device=device, progress=progress,
+                         store_images=store_images, title=title)
+    finally:
+        if owns:
+            st.close()
+
+
+def _evaluate(st, owns, model, attack, data, *, batch_size, seed, checkpoint, target, fit_size, device, progress,
+              store_images, title) -> Run:
+    from .. import __version__
+
+    x, y, data_spec, classes = _resolve_data(data)
+    net, model_spec, model_title = _resolve_model(model, checkpoint, device)
+    n = len(x)
+    tgt = None
+    if target is not None:
+        tgt = torch.full((n,), target, dtype=torch.long) if isinstance(target, int) else torch.as_tensor(target).long()
+        if tgt.shape != (n,):
+            raise ValueError(f"target must be an int or have shape [{n}], got {tuple(tgt.shape)}")
+    universal = is_universal(attack)
+    if universal:
+        fit_size = max(1, n // 2) if fit_size is None else fit_size
+        if isinstance(fit_size, bool) or not isinstance(fit_size, int) or not 1 <= fit_size <= n:
+            raise ValueError(f"fit_size must be an integer in [1, {n}], got {fit_size!r}")
+    from ..attacks.registry import name_of
+    attack_name = name_of(attack)
+    attack_spec = {"name": attack_name, "class": f"{type(attack).__module__}.{type(attack).__qualname__}",
+                   "params": _jsonable(attack.params())}
+    config = {"model": model_spec, "attack": attack_spec, "data": data_spec, "seed": seed,
+              "target": None if tgt is None else tensor_sha256(tgt), "fit_size": fit_size if universal else None,
+              "version": __version__}
+    run_id = run_hash(config)
+    title = title or f"{model_title} {attack_name}{_short_params(attack)}"
+    config_stored = dict(config, classes=list(classes) if classes else None, title=title)
+
+    bar = None
+    try:
+        st.ensure_run(run_id, config_stored, n, title)
+        done = st.done_indices(run_id)
+        x_dev = x.to(device)
+        y_dev = None if y is None else y.to(device)
+        mean = _channel_mean(net, data_spec, x.shape[1])
+        if universal:  # fitted once per run, stored, reloaded on resume
+            blob = st.artifact(run_id, "universal_perturbation")
+            if blob is None:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    v, info = _fit_universal(attack, net, x_dev[:fit_size])
+                st.set_artifact(run_id, "universal_fit", json.dumps(_jsonable(info)).encode())
+                st.set_artifact(run_id, "universal_perturbation", _store.encode_array(v.numpy()))
+            else:
+                v = torch.from_numpy(np.asarray(_store.decode(blob)))
+            attack.perturbation_ = v.to(device=device, dtype=x.dtype)
+        if progress is True:
+            bar = _progress_bar(n, len(done), title)
+        tally = _metrics.compute(st.samples(run_id)) if done else {}
+        fooled, attacked_n = tally.get("n_fooled", 0), tally.get("n_attacked", 0)
+        for start in range(0, n, batch_size):
+            todo = [i for i in range(start, min(start + batch_size, n)) if i not in done]
+            if not todo:
+                continue
+            ix = torch.tensor(todo)
+            xb = x_dev[ix]
+            yb = None if y_dev is None else y_dev[ix]
+            tb = None if tgt is None else tgt[ix].to(device)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed * 1_000_003 + start)
+                result = attack(net, xb, yb, target=tb)
+            checks = verify_result(net, result)
+            in_fit = (ix < fit_size) if universal else torch.zeros(len(ix), dtype=torch.bool)
+            rows, blobs, run_level = _records(result, checks, todo, mean, start, in_fit, store_images)
+            if st.insert_batch(run_id, rows, blobs):
+                for key, value in run_level.items():
+                    if isinstance(value, (torch.Tensor, np.ndarray)):
+                        arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+                        st.set_artifact(run_id, f"extra/{key}/batch{start}", _store.encode_array(arr))
+                attacked_n += int(result.attacked.sum())
+                fooled += int(checks["verified"].sum())
+            done.update(todo)
+            info = {"done": len(done), "total": n, "fooled": fooled, "attacked": attacked_n,
+                    "fooling_rate": fooled / attacked_n if attacked_n else math.nan}
+            if bar is not None:
+                bar.update(len(todo))
+                bar.set_postfix_str(f"fooling rate {100 * info['fooling_rate']:.1f}%" if attacked_n else "")
+            elif callable(progress):
+                progress(info)
+        if len(st.done_indices(run_id)) >= n:
+            st.mark_complete(run_id)
+    finally:
+        if bar is not None:
+            bar.close()
+    return Run(st.path if owns else st, run_id)
+
+
+def runs_in(path: str | os.PathLike) -> list[Run]:
+    """Every run stored in a file."""
+    with _store.Store(path, readonly=True) as s:
+        ids = [r["run_id"] for r in s.runs()]
+    return [Run(path, i) for i in ids]

@@ -1,0 +1,117 @@
+"""Figures for the HTML report, as PNG bytes (matplotlib's Agg canvas; pyplot is never touched,
+so the caller's backend and figures are left alone)."""
+from __future__ import annotations
+
+import base64
+import io
+import math
+from typing import Sequence
+
+import numpy as np
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return buf.getvalue()
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def to_hwc(img: np.ndarray) -> np.ndarray:
+    """``[C,H,W]`` -> ``[H,W,C]`` (``[H,W]`` for one channel), clipped to [0,1]."""
+    a = np.clip(np.asarray(img, dtype=np.float64), 0, 1)
+    return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+
+
+def amplify(r: np.ndarray) -> tuple[np.ndarray, float]:
+    """A perturbation made visible: ``0.5 + k r`` with ``k = 0.5 / max|r|``; returns (image, k)."""
+    peak = float(np.abs(r).max()) if r.size else 0.0
+    k = 0.5 / peak if peak > 0 else 1.0
+    return np.clip(0.5 + k * r, 0, 1), k
+
+
+def norm_histograms(l2: Sequence[float], linf: Sequence[float], title: str = "") -> bytes:
+    """Histograms of ||r||_2 and ||r||_inf (fooled samples)."""
+    fig = _figure(8, 2.8)
+    for i, (values, name) in enumerate(((l2, "‖r‖₂"), (linf, "‖r‖∞"))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+        if len(v):
+            ax.hist(v, bins=min(40, max(5, len(v) // 4)), color="#3b6ea8", edgecolor="white")
+            ax.axvline(float(np.mean(v)), color="#c0392b", linestyle="--", linewidth=1, label=f"mean {np.mean(v):.4g}")
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no fooled sample", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlabel(name)
+        ax.set_ylabel("images")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _png(fig)
+
+
+def image_grid(items: Sequence[dict], classes: Sequence[str] | None = None) -> bytes:
+    """Thesis Fig. 12.5 style: per row the original, the amplified perturbation, the adversarial.
+
+    items: dicts with ``x``, ``r``, ``x_adv`` (``[C,H,W]``), ``label``, ``clean_conf``,
+    ``adv_label``, ``adv_conf``.
+    """
+    def name(k):
+        return classes[k] if classes is not None and 0 <= k < len(classes) else str(k)
+
+    rows = max(1, len(items))
+    fig = _figure(6.3, 2.2 * rows)
+    for i, it in enumerate(items):
+        shown, k = amplify(it["r"])
+        panels = ((it["x"], f"{name(it['label'])} {100 * it['clean_conf']:.1f}%"),
+                  (shown, f"perturbation ×{k:.3g}"),
+                  (it["x_adv"], f"{name(it['adv_label'])} {100 * it['adv_conf']:.1f}%"))
+        for j, (img, caption) in enumerate(panels):
+            ax = fig.add_subplot(rows, 3, 3 * i + j + 1)
+            hwc = to_hwc(img)
+            ax.imshow(hwc, cmap="gray" if hwc.ndim == 2 else None, interpolation="nearest", vmin=0, vmax=1)
+            ax.set_title(caption, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    return _png(fig)
+
+
+def probability_traces(traces: Sequence[np.ndarray], names: Sequence[str], threshold: float | None = 0.1,
+                       ylabel: str = "probability of the true class") -> bytes:
+    """One Pixel attack: the best candidate's probability after each generation (Fig. 12.16)."""
+    fig = _figure(6, 3)
+    ax = fig.add_subplot(1, 1, 1)
+    for trace, name in zip(traces, names):
+        t = np.asarray(trace, dtype=np.float64).ravel()
+        ax.plot(np.arange(len(t)), t, label=name, linewidth=1.2)
+    if threshold is not None:
+        ax.axhline(threshold, color="gray", linestyle=":", linewidth=1, label=f"{threshold:g} threshold")
+    ax.set_xlabel("generation")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, loc="upper right")
+    return _png(fig)
+
+
+def perturbation_image(v: np.ndarray, title: str = "") -> bytes:
+    """A universal perturbation, amplified (Fig. 12.20)."""
+    shown, k = amplify(np.asarray(v, dtype=np.float64).reshape(-1, *np.asarray(v).shape[-2:]))
+    fig = _figure(2.5, 2.7)
+    ax = fig.add_subplot(1, 1, 1)
+    hwc = to_hwc(shown)
+    ax.imshow(hwc, cmap="gray" if hwc.ndim == 2 else None, interpolation="nearest")
+    ax.set_title(title or f"universal perturbation ×{k:.3g}", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return _png(fig)
