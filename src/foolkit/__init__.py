@@ -10,3 +10,13 @@ __version__ = "0.1.0"
 from . import attacks, data, models, norms  # noqa: E402
 
 __all__ = ["attacks", "data", "models", "norms", "__version__"]
+from .evaluation.runner import evaluate  # noqa: E402
+
+__all__ += ["evaluate"]
+from .transfer import transfer_matrix  # noqa: E402
+
+__all__ += ["transfer_matrix"]
+from .visualize import show  # noqa: E402
+from .single_image import attack_image  # noqa: E402
+
+__all__ += ["show", "attack_image"]

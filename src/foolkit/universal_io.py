@@ -1,0 +1,168 @@
+"""Universal perturbations as files: the tensor v plus its card, loadable with ``weights_only=True``.
+
+A file is ``torch.save`` of a plain dict (tensors and plain Python types only, so
+``torch.load(path, weights_only=True)`` reads it and no code runs on load)::
+
+    {"format": "foolkit.universal", "version": 1,
+     "perturbation": float32 [1,C,H,W],
+     "card": {"model": "cifar10/resnet20", "norm": "inf" | "2", "xi": 0.0314, "input_size": 32,
+              "fooling_rates": {"fit": 0.83, "test": 0.79}, "n_fit": 500, "n_test": 500,
+              "date": "2025-01-31T12:00:00+00:00", "foolkit_version": "0.1.0", "params": {...}, ...}}
+
+Example:
+    >>> uap = fk.attacks.UniversalPerturbation(norm="inf", xi=8 / 255).fit(model, x)
+    >>> save_universal("v.pt", uap.perturbation_, model="cifar10/resnet20", norm=uap.norm, xi=uap.xi,
+    ...                fooling_rates={"fit": uap.fooling_rate_})
+    >>> u = load_universal("v.pt"); u.perturbation.shape, u.card["xi"]
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .data.cifar10 import DataError
+
+FORMAT = "foolkit.universal"
+VERSION = 1
+
+
+class UniversalFileError(DataError):
+    """A universal perturbation file that is missing, unreadable or not in foolkit's format."""
+
+
+@dataclass
+class UniversalFile:
+    """A loaded perturbation: ``perturbation`` float32 ``[1,C,H,W]`` and its ``card`` (dict).
+
+    ``card["norm"]`` is returned as a float (2.0 or ``math.inf``)."""
+
+    perturbation: torch.Tensor
+    card: dict
+    path: str = ""
+
+    @property
+    def model(self) -> str | None:
+        return self.card.get("model")
+
+    def describe(self) -> str:
+        """One line: model, norm, radius, fooling rates, date."""
+        c = self.card
+        p = c.get("norm")
+        norm = "inf" if isinstance(p, float) and math.isinf(p) else f"{p:g}" if isinstance(p, float) else str(p)
+        xi = c.get("xi")
+        xi_txt = f"{xi:.4g} ({255 * xi:.3g}/255)" if isinstance(xi, (int, float)) else "?"
+        rates = c.get("fooling_rates") or {}
+        rate_txt = ", ".join(f"{k} {100 * v:.1f}%" for k, v in rates.items() if isinstance(v, (int, float)))
+        return (f"universal perturbation for {c.get('model', '?')}: L{norm} <= {xi_txt}"
+                f"{'; fooling rate ' + rate_txt if rate_txt else ''}; made {c.get('date', '?')}")
+
+
+def _plain(value: Any) -> Any:
+    """Check that a card value is made of plain Python types (what weights_only can read)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    raise ValueError(f"card values must be plain Python types (str, int, float, bool, None, list, dict), "
+                     f"got {type(value).__name__}")
+
+
+def _norm_text(norm: Any) -> str:
+    p = math.inf if norm in ("inf", "Inf", "linf") else norm
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        raise ValueError(f"norm must be 2 or inf, got {norm!r}") from None
+    if p not in (2.0, math.inf):
+        raise ValueError(f"norm must be 2 or inf, got {norm!r}")
+    return "inf" if math.isinf(p) else "2"
+
+
+def save_universal(path: str | os.PathLike, perturbation: torch.Tensor, *, model: str, norm: Any, xi: float,
+                   fooling_rates: dict | None = None, **card: Any) -> Path:
+    """Write ``perturbation`` (``[1,C,H,W]`` or ``[C,H,W]``) and its card to ``path``.
+
+    Args:
+        model: the registered model name it was fitted on.
+        norm: 2 or inf (``"inf"`` accepted); xi: the radius in [0,1] pixel units.
+        fooling_rates: e.g. ``{"fit": 0.83, "test": 0.79}`` (fractions).
+        **card: anything else worth keeping (plain Python types): n_fit, params, history...
+
+    Returns the path. The date (UTC, ISO 8601) and foolkit's version are added.
+    """
+    from . import __version__
+
+    v = perturbation.detach().to("cpu", torch.float32)
+    if v.ndim == 3:
+        v = v.unsqueeze(0)
+    if v.ndim != 4 or v.shape[0] != 1:
+        raise ValueError(f"perturbation must have shape [1,C,H,W] or [C,H,W], got {tuple(perturbation.shape)}")
+    if not torch.isfinite(v).all():
+        raise ValueError("perturbation contains NaN or Inf values")
+    info = {"model": str(model), "norm": _norm_text(norm), "xi": float(xi),
+            "input_size": int(v.shape[-1]), "shape": list(v.shape),
+            "fooling_rates": _plain(dict(fooling_rates or {})),
+            "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "foolkit_version": __version__}
+    info.update({k: _plain(val) for k, val in card.items()})
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": FORMAT, "version": VERSION, "perturbation": v.contiguous(), "card": info}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_universal(path: str | os.PathLike) -> UniversalFile:
+    """Read a file written by :func:`save_universal` (``torch.load(weights_only=True)``).
+
+    Raises:
+        UniversalFileError (a ``ValueError``): missing path, a directory, a corrupt or
+        pickled file, or a file without a finite ``[1,C,H,W]`` perturbation.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UniversalFileError(f"universal perturbation file not found: {path}")
+    if path.is_dir():
+        raise UniversalFileError(f"{path} is a directory, not a universal perturbation file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UniversalFileError(f"cannot read universal perturbation {path}: not a weights-only PyTorch file "
+                                 f"(corrupt, truncated or pickled objects): {first}") from None
+    if isinstance(data, torch.Tensor):  # a bare tensor: accept it, with an empty card
+        data = {"format": FORMAT, "perturbation": data, "card": {}}
+    if not isinstance(data, dict) or "perturbation" not in data:
+        raise UniversalFileError(f"{path} is not a foolkit universal perturbation file (no 'perturbation' entry); "
+                                 f"write one with `foolkit fit-universal`")
+    v = data["perturbation"]
+    if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+        raise UniversalFileError(f"{path}: 'perturbation' must be a float tensor")
+    if v.ndim == 3:
+        v = v.unsqueeze(0)
+    if v.ndim != 4 or v.shape[0] != 1:
+        raise UniversalFileError(f"{path}: perturbation must have shape [1,C,H,W], got {tuple(v.shape)}")
+    if not torch.isfinite(v).all():
+        raise UniversalFileError(f"{path}: perturbation contains NaN or Inf values")
+    card = data.get("card") or {}
+    if not isinstance(card, dict):
+        raise UniversalFileError(f"{path}: 'card' must be a dict")
+    card = dict(card)
+    if "norm" in card:
+        try:
+            card["norm"] = math.inf if str(card["norm"]).lower() in ("inf", "linf") else float(card["norm"])
+        except ValueError:
+            raise UniversalFileError(f"{path}: card norm must be 2 or inf, got {card['norm']!r}") from None
+    return UniversalFile(perturbation=v.to(torch.float32), card=card, path=str(path))

@@ -1,0 +1,287 @@
+"""One image from the command line: odd files, bad paths, the saved PNG, targets, universal files.
+
+The command runs through ``foolkit attack --image`` once that flag is wired into the CLI;
+until then ``run_image_command`` is called with the CLI's own error handling (one line,
+exit code 2). The CIFAR-10 ResNet-20 keeps it fast.
+"""
+import argparse
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import foolkit as fk
+from foolkit import cli
+from foolkit.models.registry import ModelError
+from foolkit.single_image import run_image_command
+from foolkit.universal_io import UniversalFileError, load_universal, save_universal
+
+torch.set_num_threads(1)
+TRAIN_CKPT = Path("/work/train/resnet20/weights.pt")
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = REPO.parent / "shared" / "datasets" / "natural-images"
+
+
+@pytest.fixture(scope="module")
+def ckpt(request):
+    """None when the shipped ResNet-20 weights load (conftest fixture), else the training file."""
+    try:
+        request.getfixturevalue("resnet20")
+        return None
+    except ModelError:
+        if not TRAIN_CKPT.is_file():
+            pytest.skip("no ResNet-20 weights (neither shipped nor the training checkpoint)")
+        return str(TRAIN_CKPT)
+
+
+@pytest.fixture(scope="module")
+def model(ckpt):
+    return fk.models.load("cifar10/resnet20", checkpoint=ckpt)
+
+
+def _cli_has_image_flag() -> bool:
+    parser, _ = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return "--image" in sub.choices["attack"]._option_string_actions
+
+
+WIRED = _cli_has_image_flag()
+
+
+def run_cmd(capsys, ckpt, *, image=None, cifar_index=None, model="cifar10/resnet20", attack="deepfool",
+            params=None, target=None, out=None, perturbation=None):
+    """``foolkit attack --image ...`` -> (exit code, stdout, stderr)."""
+    params = dict(params or {})
+    if WIRED:
+        argv = ["attack", "--model", model, "--attack", attack]
+        for flag, value in (("--image", image), ("--cifar-index", cifar_index), ("--target", target),
+                            ("--out", out), ("--perturbation", perturbation), ("--checkpoint", ckpt)):
+            if value is not None:
+                argv += [flag, str(value)]
+        for k, v in params.items():
+            argv += ["--" + k.replace("_", "-"), str(v)]
+        rc = cli.main(argv)
+    else:
+        ns = argparse.Namespace(image=None if image is None else str(image), cifar_index=cifar_index, model=model,
+                                checkpoint=ckpt, attack=attack, target=target,
+                                out=None if out is None else str(out),
+                                perturbation=None if perturbation is None else str(perturbation),
+                                **{"param__" + k: str(v) for k, v in params.items()})
+        try:  # what cli.main does with user errors
+            rc = run_image_command(ns)
+        except cli._user_error_types() as exc:
+            print(f"foolkit attack: error: {str(exc).splitlines()[0]}", file=__import__("sys").stderr)
+            rc = 2
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def assert_ok(rc, out, err, fig_path):
+    assert rc == 0, err
+    assert "Traceback" not in out + err
+    assert fig_path.is_file() and fig_path.stat().st_size > 0
+    adv = fig_path.with_name(fig_path.stem + "-adv.png")
+    assert adv.is_file()
+    assert re.search(r"original: +\S", out) and "adversarial" in out
+    assert re.search(r"L2: .* in \[0,1\] units = .* in 0-255 levels", out)
+    return adv
+
+
+def test_png_with_alpha(tmp_path, capsys, ckpt):
+    rgba = np.zeros((40, 50, 4), np.uint8)
+    rgba[..., 0] = np.linspace(0, 255, 50, dtype=np.uint8)[None, :]
+    rgba[..., 2] = 200
+    rgba[..., 3] = 255
+    rgba[:10, :, 3] = 0  # a transparent band
+    path = tmp_path / "alpha.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    rc, out, err = run_cmd(capsys, ckpt, image=path, out=tmp_path / "r.png", params={"norm": "inf"})
+    assert_ok(rc, out, err, tmp_path / "r.png")
+    assert "alpha.png (50x40 RGBA)" in out and "centre crop 32x32" in out and "transparency" in out
+
+
+def test_greyscale_jpeg(tmp_path, capsys, ckpt):
+    grey = (np.add.outer(np.arange(48), np.arange(64)) * 2 % 256).astype(np.uint8)
+    path = tmp_path / "grey.jpg"
+    Image.fromarray(grey, "L").save(path, quality=90)
+    rc, out, err = run_cmd(capsys, ckpt, image=path, out=tmp_path / "g.png", attack="fgsm", params={"eps": 0.03})
+    assert_ok(rc, out, err, tmp_path / "g.png")
+    assert "(64x48 L)" in out and "greyscale" in out
+
+
+def test_large_4000x3000_image(tmp_path, capsys, ckpt):
+    yy, xx = np.mgrid[0:3000, 0:4000]
+    img = np.stack([(xx // 16) % 256, (yy // 12) % 256, ((xx + yy) // 28) % 256], -1).astype(np.uint8)
+    path = tmp_path / "big.jpg"
+    Image.fromarray(img, "RGB").save(path, quality=80)
+    rc, out, err = run_cmd(capsys, ckpt, image=path, out=tmp_path / "big-result.png")
+    assert_ok(rc, out, err, tmp_path / "big-result.png")
+    assert "(4000x3000 RGB) -> resized to 49x37 (bicubic), centre crop 32x32 at x 8..40, y 2..34" in out
+
+
+def test_tiny_20x20_image(tmp_path, capsys, ckpt):
+    img = (np.random.default_rng(0).random((20, 20, 3)) * 255).astype(np.uint8)
+    path = tmp_path / "tiny.png"
+    Image.fromarray(img, "RGB").save(path)
+    rc, out, err = run_cmd(capsys, ckpt, image=path, out=tmp_path / "t.png")
+    assert_ok(rc, out, err, tmp_path / "t.png")
+    assert "upscaled" in out
+
+
+def test_exact_size_image_is_used_as_is(tmp_path, capsys, ckpt, bundled):
+    x, _ = bundled
+    path = tmp_path / "c.png"
+    fk.single_image.save_png(x[5], path)
+    rc, out, err = run_cmd(capsys, ckpt, image=path, out=tmp_path / "c-out.png")
+    assert_ok(rc, out, err, tmp_path / "c-out.png")
+    assert "used as is" in out
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "directory", "missing"])
+def test_bad_paths_exit_2_with_one_line(tmp_path, capsys, ckpt, kind):
+    if kind == "corrupt":
+        path = tmp_path / "broken.jpg"
+        path.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg" + bytes(200))
+    elif kind == "directory":
+        path = tmp_path / "adir"
+        path.mkdir()
+    else:
+        path = tmp_path / "nope.png"
+    rc, out, err = run_cmd(capsys, ckpt, image=path, out=tmp_path / "x.png")
+    assert rc == 2
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("foolkit attack: error:")
+    assert {"corrupt": "cannot read image", "directory": "is a directory", "missing": "not found"}[kind] in lines[0]
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_other_user_errors_exit_2(tmp_path, capsys, ckpt):
+    rc, _, err = run_cmd(capsys, ckpt, cifar_index=0, out=tmp_path / "x.txt")
+    assert rc == 2 and "--out" in err
+    rc, _, err = run_cmd(capsys, ckpt, cifar_index=5000, out=tmp_path / "x.png")
+    assert rc == 2 and "out of range" in err
+    rc, _, err = run_cmd(capsys, ckpt, cifar_index=0, target="unicorn", out=tmp_path / "x.png")
+    assert rc == 2 and "unknown target class 'unicorn'" in err
+    rc, _, err = run_cmd(capsys, ckpt, cifar_index=0, target=12, out=tmp_path / "x.png")
+    assert rc == 2 and "out of range" in err
+
+
+@pytest.fixture(scope="module")
+def fgsm_index(model):
+    """A bundled test image that FGSM(eps=0.05) fools (the weights may still be training)."""
+    x, y = fk.data.load("cifar10", "test", n=50)
+    r = fk.attacks.FGSM(eps=0.05)(model, x, y)
+    return int(r.success.nonzero()[0, 0]) if r.success.any() else 7
+
+
+@pytest.mark.parametrize("attack,params", [("fgsm", {"eps": 0.05}), ("deepfool", {"norm": "inf"})])
+def test_saved_png_reads_back_as_the_output_says(tmp_path, capsys, ckpt, model, fgsm_index, attack, params):
+    index = fgsm_index if attack == "fgsm" else 7
+    rc, out, err = run_cmd(capsys, ckpt, cifar_index=index, attack=attack, params=params, out=tmp_path / "r.png")
+    adv = assert_ok(rc, out, err, tmp_path / "r.png")
+    assert "true class" in out
+    arr = np.asarray(Image.open(adv))
+    assert arr.dtype == np.uint8 and arr.shape == (32, 32, 3)
+    x_back = torch.from_numpy(arr.transpose(2, 0, 1).copy()).float().div(255)[None]
+    with torch.no_grad():
+        pred = int(model(x_back).argmax(1))
+        clean = int(model(fk.data.load("cifar10", "test", n=index + 1)[0][index:index + 1]).argmax(1))
+    line = next(s for s in out.splitlines() if s.startswith("adversarial image:"))
+    names = fk.data.class_names("cifar10")
+    assert f"read back as {names[pred]} (class {pred})" in line
+    if "still fools the model" in line:
+        assert pred != clean
+    elif "quantisation to 8 bits broke the attack" in line:
+        assert pred == clean
+    if attack == "fgsm":  # steps of 0.05 are far above one level: rounding keeps them
+        assert "-> fooled" in out and "still fools the model" in line
+
+
+def test_target_by_name_and_index(tmp_path, capsys, ckpt):
+    for target, expect in (("cat", "class 3"), ("3", "class 3"), ("Ship", "class 8")):
+        rc, out, err = run_cmd(capsys, ckpt, cifar_index=7, target=target, out=tmp_path / f"t{target}.png")
+        assert rc == 0, err
+        assert f"target: {fk.data.class_names('cifar10')[int(expect.split()[1])]} ({expect})" in out
+
+
+def test_universal_file_round_trip_and_errors(tmp_path):
+    v = (torch.rand(1, 3, 32, 32) * 2 - 1) * 8 / 255
+    path = save_universal(tmp_path / "v.pt", v, model="cifar10/resnet20", norm="inf", xi=8 / 255,
+                          fooling_rates={"fit": 0.7, "test": 0.6}, n_fit=10)
+    raw = torch.load(path, weights_only=True)  # plain tensors and Python types only
+    assert raw["format"] == "foolkit.universal" and raw["card"]["norm"] == "inf"
+    u = load_universal(path)
+    assert torch.equal(u.perturbation, v)
+    assert u.card["norm"] == float("inf") and u.card["xi"] == pytest.approx(8 / 255)
+    assert set(u.card) >= {"model", "norm", "xi", "fooling_rates", "date", "n_fit"}
+    assert "cifar10/resnet20" in u.describe()
+    with pytest.raises(ValueError, match="norm must be 2 or inf"):
+        save_universal(tmp_path / "w.pt", v, model="m", norm=1, xi=0.1)
+    (tmp_path / "bad.pt").write_bytes(b"garbage" * 10)
+    torch.save({"perturbation": argparse.Namespace(a=1)}, tmp_path / "pickled.pt")
+    for bad, msg in (("bad.pt", "cannot read"), ("pickled.pt", "cannot read"), ("missing.pt", "not found"), ("", "directory")):
+        with pytest.raises(UniversalFileError, match=msg):
+            load_universal(tmp_path / bad)
+
+
+def test_perturbation_flag_applies_a_saved_file(tmp_path, capsys, ckpt):
+    v = (torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1) * 16 / 255
+    save_universal(tmp_path / "v.pt", v, model="cifar10/resnet20", norm="inf", xi=16 / 255, fooling_rates={"fit": 0.5})
+    rc, out, err = run_cmd(capsys, ckpt, cifar_index=3, perturbation=tmp_path / "v.pt", out=tmp_path / "u.png")
+    assert_ok(rc, out, err, tmp_path / "u.png")
+    assert "universal perturbation for cifar10/resnet20" in out
+    assert re.search(r"L∞: +0\.062\d* in \[0,1\] units = 1[56](\.\d+)? in 0-255 levels", out)
+    save_universal(tmp_path / "w.pt", torch.zeros(1, 3, 64, 64), model="cifar10/resnet20", norm=2, xi=1.0)
+    rc, out, err = run_cmd(capsys, ckpt, cifar_index=3, perturbation=tmp_path / "w.pt", out=tmp_path / "w.png")
+    assert rc == 2 and "another input size" in err
+
+
+def test_fit_universal_command(tmp_path, capsys, ckpt):
+    out = tmp_path / "v.pt"
+    argv = ["fit-universal", "--model", "cifar10/resnet20", "--norm", "inf", "--xi", "12/255", "--n", "30",
+            "--n-test", "20", "--max-passes", "1", "--batch-size", "30", "--out", str(out)]
+    if ckpt:
+        argv += ["--checkpoint", ckpt]
+    rc = cli.main(argv)
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    u = load_universal(out)
+    assert u.perturbation.shape == (1, 3, 32, 32)
+    assert float(u.perturbation.abs().max()) <= 12 / 255 + 1e-6
+    c = u.card
+    assert c["model"] == "cifar10/resnet20" and c["norm"] == float("inf") and c["xi"] == pytest.approx(12 / 255)
+    assert set(c["fooling_rates"]) == {"fit", "test"} and c["n_fit"] == 30 and c["n_test"] == 20 and c["date"]
+    assert "saved" in captured.out
+    assert cli.main(["fit-universal", "--model", "cifar10/resnet20", "--xi", "-1", "--out", str(out)]) == 2
+    assert cli.main(["fit-universal", "--model", "cifar10/resnet20", "--norm", "3", "--out", str(out)]) == 2
+
+
+def test_attack_image_returns_result_and_figure(tmp_path, ckpt, capsys):
+    from matplotlib.figure import Figure
+
+    img = (np.random.default_rng(1).random((45, 60, 3)) * 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "p.png")
+    result, fig = fk.attack_image(tmp_path / "p.png", model="cifar10/resnet20", attack="fgsm", checkpoint=ckpt,
+                                  eps=0.02)
+    assert isinstance(result, fk.attacks.AttackResult) and isinstance(fig, Figure)
+    assert result.x.shape == (1, 3, 32, 32)
+    assert result.extra["image"]["crop_box"] == (8, 2, 40, 34)
+    assert "centre crop 32x32" in capsys.readouterr().out
+    names = fk.data.class_names("cifar10")
+    assert names[int(result.clean_label[0])] in fig.axes[0].get_title()
+
+
+@pytest.mark.slow
+def test_attack_image_efficientnet_lite0_on_a_photo():
+    pytest.importorskip("efficientnet_lite_pytorch")
+    photo = PHOTOS / "chelsea.png"
+    if not photo.is_file():
+        pytest.skip(f"{photo} not available")
+    result, fig = fk.attack_image(photo, attack="fgsm", eps=2 / 255, verbose=False)
+    assert result.x.shape == (1, 3, 224, 224)
+    assert "centre crop 224x224" in result.extra["image"]["description"]
+    assert len(fig.axes) == 3 and fk.data.class_names("imagenet")[int(result.clean_label[0])] in fig.axes[0].get_title()
