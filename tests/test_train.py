@@ -39,9 +39,24 @@ def test_train_resume_matches_uninterrupted(tmp_path):
 def test_train_cli_smoke(tmp_path):
     tiny_folder(tmp_path / "data", per_class=2)
     cmd = [sys.executable, "-m", "foolkit.cli", "train", "cifar10/resnet20", "--data", str(tmp_path / "data"),
-           "--epochs", "1", "--batch-size", "10", "--out", str(tmp_path / "out"), "--quiet"]
+           "--epochs", "2", "--batch-size", "5", "--out", str(tmp_path / "out"), "--quiet"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "last.pt").exists()
     bad = subprocess.run(cmd[:4] + ["cifar10/nope"] + cmd[5:], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown model" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_resume_with_other_epochs_needs_reschedule(tmp_path):
+    import pytest
+    tiny_folder(tmp_path / "data", per_class=2)
+    train(TrainConfig(epochs=2, batch_size=5, max_steps=4), tmp_path / "data", tmp_path / "out", progress=False)
+    with pytest.raises(RuntimeError, match="epochs"):
+        train(TrainConfig(epochs=3, batch_size=5), tmp_path / "data", tmp_path / "out", progress=False)
+    done = train(TrainConfig(epochs=3, batch_size=5, reschedule=True), tmp_path / "data", tmp_path / "out",
+                 progress=False)
+    assert [h["epoch"] for h in done["history"]] == [1, 2, 3]
+    with pytest.raises(ValueError, match="too few"):
+        train(TrainConfig(epochs=1, batch_size=50), tmp_path / "data", tmp_path / "other", progress=False)
+    saved = json.loads((tmp_path / "out" / "history.json").read_text())
+    assert saved["reschedules"] == [{"at_epoch": 1, "from_epochs": 2, "to_epochs": 3}]

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -100,6 +101,9 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
     yte = torch.from_numpy(np.asarray(yte, dtype=np.int64))
 
     steps_per_epoch = math.ceil(len(xtr) / config.batch_size)
+    if steps_per_epoch * config.epochs < 8:
+        raise ValueError(f"{steps_per_epoch * config.epochs} optimizer steps are too few for a OneCycle schedule; "
+                         "use more epochs, more images or a smaller batch size")
     decay, no_decay = [], []
     for name, p in net.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
@@ -133,8 +137,10 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
         if saved.get("epochs") == config.epochs:
             scheduler.load_state_dict(state["scheduler"])
         else:  # --reschedule: the new OneCycle schedule, advanced to the steps already taken
-            for _ in range(steps_done):
-                scheduler.step()
+            with warnings.catch_warnings():  # stepping a fresh scheduler before its optimizer is intended here
+                warnings.simplefilter("ignore", UserWarning)
+                for _ in range(steps_done):
+                    scheduler.step()
             reschedules.append({"at_epoch": start_epoch, "from_epochs": saved.get("epochs"),
                                 "to_epochs": config.epochs})
 
