@@ -31,6 +31,15 @@ def make_affine(num_classes=10, shape=(3, 8, 8), seed=0, dtype=torch.float64):
     return Affine(w, b).eval()
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Big networks on a busy 2-core machine: one thread avoids OpenMP stalls."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def affine():
     return make_affine()

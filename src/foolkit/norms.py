@@ -23,6 +23,23 @@ def check_p(p: float, *, allow_zero: bool = False) -> float:
     return p
 
 
+def parse_norm(value, *, allowed: tuple[float, ...] | None = None, name: str = "norm") -> float:
+    """A norm from user input: a number >= 1 or "inf"/"linf" (any case). ``allowed`` restricts it."""
+    p = math.inf if isinstance(value, str) and value.strip().lower() in ("inf", "linf", "infinity") else value
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number >= 1 or inf, got {value!r}") from None
+    if allowed is not None:
+        if p not in allowed:
+            choices = " or ".join("inf" if math.isinf(a) else f"{a:g}" for a in allowed)
+            raise ValueError(f"{name} must be {choices}, got {value!r}")
+        return p
+    if math.isnan(p) or p < 1:
+        raise ValueError(f"{name} p must be >= 1 or inf, got {value!r}")
+    return p
+
+
 def dual_exponent(p: float) -> float:
     """q with 1/p + 1/q = 1 (p=1 -> inf, p=inf -> 1)."""
     p = check_p(p)

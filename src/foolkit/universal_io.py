@@ -78,14 +78,8 @@ def _plain(value: Any) -> Any:
 
 
 def _norm_text(norm: Any) -> str:
-    p = math.inf if norm in ("inf", "Inf", "linf") else norm
-    try:
-        p = float(p)
-    except (TypeError, ValueError):
-        raise ValueError(f"norm must be 2 or inf, got {norm!r}") from None
-    if p not in (2.0, math.inf):
-        raise ValueError(f"norm must be 2 or inf, got {norm!r}")
-    return "inf" if math.isinf(p) else "2"
+    from .norms import parse_norm
+    return "inf" if math.isinf(parse_norm(norm, allowed=(2.0, math.inf))) else "2"
 
 
 def save_universal(path: str | os.PathLike, perturbation: torch.Tensor, *, model: str, norm: Any, xi: float,

@@ -30,12 +30,7 @@ def reference() -> dict:
     return json.loads(REFERENCE.read_text())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def reference_input() -> torch.Tensor:

@@ -57,7 +57,7 @@ class DeepFool(Attack):
 
     def __init__(self, *, norm: float | str = 2, overshoot: float = 0.02, max_iter: int = 50,
                  candidates: int = 10, clip: bool = True, keep_closest: int | None = None):
-        self.norm = _norms.check_p(math.inf if norm in ("inf", "Inf", "linf") else norm)
+        self.norm = _norms.parse_norm(norm)
         self.overshoot = check_nonnegative("overshoot", overshoot)
         self.max_iter = check_positive_int("max_iter", max_iter)
         self.candidates = check_positive_int("candidates", candidates, minimum=2)

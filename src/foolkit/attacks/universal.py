@@ -219,11 +219,4 @@ class UniversalPerturbation(Attack):
 
 
 def _check_norm(name, norm) -> float:
-    p = math.inf if norm in ("inf", "Inf", "linf") else norm
-    try:
-        p = float(p)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be 2 or inf, got {norm!r}") from None
-    if p not in (2.0, math.inf):
-        raise ValueError(f"{name} must be 2 or inf, got {norm!r}")
-    return p
+    return _norms.parse_norm(norm, allowed=(2.0, math.inf), name=name)
