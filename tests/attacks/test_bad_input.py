@@ -44,7 +44,7 @@ def test_bad_labels(attack, affine, y, message):
 
 @pytest.mark.parametrize("make, message", [
     (lambda: fk.attacks.DeepFool(norm=0.5), "p must be >= 1"),
-    (lambda: fk.attacks.DeepFool(norm="two"), "norm p"),
+    (lambda: fk.attacks.DeepFool(norm="two"), "norm must be a number"),
     (lambda: fk.attacks.DeepFool(max_iter=0), "max_iter"),
     (lambda: fk.attacks.DeepFool(overshoot=-0.1), "overshoot"),
     (lambda: fk.attacks.DeepFool(candidates=1), "candidates"),
