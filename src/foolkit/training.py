@@ -39,6 +39,8 @@ class TrainConfig:
     limit: int | None = None  # use only the first `limit` training images (smoke tests)
     max_steps: int | None = None  # stop after this many optimizer steps in total (smoke tests)
     reschedule: bool = False  # resume under a different --epochs: rebuild the schedule, fast-forwarded
+    init_from: str | None = None  # start from these network weights (a second, fine-tuning phase)
+    pct_start: float = 0.25  # OneCycle warm-up fraction
 
 
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -112,11 +114,14 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
         lr=config.max_lr, momentum=0.9, nesterov=True)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.max_lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-        pct_start=0.25, div_factor=20, final_div_factor=200)
+        pct_start=config.pct_start, div_factor=20, final_div_factor=200)
 
     history: list[dict] = []
     reschedules: list[dict] = []  # when --reschedule changed the number of epochs of a run
     start_epoch, steps_done = 0, 0
+    if config.init_from and not state_path.exists():
+        from .models.registry import load_state_dict
+        net.load_state_dict(load_state_dict(config.init_from), strict=True)
     if state_path.exists():
         try:
             state = torch.load(state_path, map_location="cpu", weights_only=True)

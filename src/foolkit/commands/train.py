@@ -20,6 +20,9 @@ def add_arguments(p) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
     p.add_argument("--reschedule", action="store_true",
                    help="resume under a different --epochs (the OneCycle schedule is rebuilt and fast-forwarded)")
+    p.add_argument("--init-from", default=None, metavar="WEIGHTS",
+                   help="start from this state_dict (e.g. a previous run's weights.pt) instead of random weights")
+    p.add_argument("--pct-start", type=float, default=0.25, help="OneCycle warm-up fraction (default 0.25)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -34,7 +37,7 @@ def run(args) -> int:
     config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, max_lr=args.max_lr,
                          weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, seed=args.seed,
                          bf16=args.bf16, limit=args.limit, max_steps=args.max_steps,
-                         reschedule=args.reschedule)
+                         reschedule=args.reschedule, init_from=args.init_from, pct_start=args.pct_start)
     result = train(config, args.data, args.out, progress=not args.quiet)
     if result["history"]:
         last = result["history"][-1]
