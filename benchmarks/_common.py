@@ -35,6 +35,14 @@ def load_model_and_data(n: int, device: str, checkpoint: str | None = None):
     return model, x.to(device), y.to(device)
 
 
+def warm_up(model, x, rounds: int = 3) -> None:
+    """Run forward+backward passes first so that no library pays for one-off set-up
+    (oneDNN primitive caches, allocator growth) inside its timing."""
+    for _ in range(rounds):
+        xg = x[:256].clone().requires_grad_(True)
+        torch.autograd.grad(model(xg).sum(), xg)
+
+
 def import_adv_lib():
     """adv-lib imports torchvision and visdom at import time: stub them (not used by df)."""
     for name in ("torchvision", "torchvision.models", "torchvision.transforms", "visdom"):

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 import foolkit as fk
-from _common import machine, timed
+from _common import machine, timed, warm_up
 
 warnings.filterwarnings("ignore")
 
@@ -121,6 +121,7 @@ def main():
     x_all, y_all = fk.data.load("cifar10", "test")
     x_all, y_all = x_all.to(args.device), y_all.to(args.device)
     acc = float((predict(model, x_all) == y_all).float().mean())
+    warm_up(base, x_all)
     print(f"machine: {machine()}; model cifar10/resnet20; clean accuracy {100 * acc:.1f}% on the 1,000 bundled images")
 
     if "sparsefool" not in skip:

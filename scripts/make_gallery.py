@@ -28,7 +28,7 @@ IMAGES = ("chelsea.png", "golden_retriever.jpg", "coffee.png")
 ATTACKS = (
     ("deepfool", {"norm": "2"}, "--attack deepfool --norm 2"),
     ("sparsefool", {}, "--attack sparsefool"),
-    ("fgsm", {"eps": str(2 / 255)}, "--attack fgsm --eps 0.00784  # 2/255"),
+    ("fgsm", {"eps": str(2 / 255)}, "--attack fgsm --eps 0.00784"),
 )
 
 

@@ -55,6 +55,6 @@ def test_deepfool_targeted_reaches_target(affine):
 
 def test_deepfool_keep_closest_matches_full_on_affine(affine):
     x = torch.rand(16, 3, 8, 8, dtype=torch.float64) * 0.5 + 0.25
-    full = fk.attacks.DeepFool(norm=2, clip=False)(affine, x)
+    full = fk.attacks.DeepFool(norm=2, clip=False, keep_closest=None)(affine, x)
     pruned = fk.attacks.DeepFool(norm=2, clip=False, keep_closest=2)(affine, x)
     torch.testing.assert_close(full.x_adv, pruned.x_adv)
