@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "foolkit.commands.report",
     "foolkit.commands.attacks_list",
     "foolkit.commands.fit_universal",
+    "foolkit.commands.reproduce",
 ]
 
 

@@ -1,0 +1,49 @@
+"""``foolkit reproduce``: Part III of the thesis on our models, as a Markdown + HTML report.
+
+    foolkit reproduce --quick --out reports/thesis-quick
+    foolkit reproduce --only table-12.3,figure-12.2 --models cifar10/resnet20 --out reports/thesis
+    foolkit reproduce --models cifar10/resnet50=r50.pt,cifar10/mobilenet_v2=mnv2.pt --out reports/thesis
+
+Runs are stored in ``<out>/runs.db``: rerun the same command to resume an interrupted run.
+"""
+from __future__ import annotations
+
+NAME = "reproduce"
+HELP = "reproduce the thesis's Part III tables, figures and claims on our models (resumable)"
+
+
+def _split(values) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--quick", action="store_true",
+                   help="fewer images, smaller grids, wider tolerances (about 10 minutes on 2 cores)")
+    p.add_argument("--only", action="append", metavar="IDS",
+                   help="comma-separated experiment, table or figure ids (e.g. table-12.3,figure-12.2)")
+    p.add_argument("--models", action="append", metavar="MODELS",
+                   help="comma-separated models, NAME[=CHECKPOINT] or THESIS:NAME[=CHECKPOINT] "
+                        "(THESIS one of ResNet-50, DenseNet-169, MobileNetV2, InceptionV3); default "
+                        "cifar10/resnet20 (stand-in for every thesis model) and imagenet/efficientnet-lite0")
+    p.add_argument("--checkpoint", action="append", metavar="NAME=PATH",
+                   help="state_dict file for a model named in --models (repeatable)")
+    p.add_argument("--data", default=None, help="CIFAR-10 folder (default $FOOLKIT_DATA, else the 1,000 bundled "
+                                                "test images)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--max-images", type=int, default=None,
+                   help="cap every experiment's image count (smoke tests)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--out", default="reports/thesis", help="output folder (default reports/thesis)")
+
+
+def run(args) -> int:
+    from ..experiments.reproduce import reproduce
+
+    if args.max_images is not None and args.max_images < 1:
+        raise ValueError(f"--max-images must be >= 1, got {args.max_images}")
+    path = reproduce(args.out, quick=args.quick, only=_split(args.only) or None, models=_split(args.models) or None,
+                     checkpoints=_split(args.checkpoint), data_root=args.data, device=args.device,
+                     progress=not args.no_progress, n_override=args.max_images,
+                     debug=getattr(args, "debug", False))
+    print(f"wrote {path} and {path.with_suffix('.html')}")
+    return 0

@@ -1,0 +1,399 @@
+"""The reproduction report: ``report.md`` and ``report.html`` (same content) plus PNG figures in
+``figures/``. One section per experiment, one subsection per table and figure id of Part III,
+whether or not it was run (then it says why), our numbers beside the thesis's, the verdicts."""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+from pathlib import Path
+
+import numpy as np
+
+from . import EXPERIMENTS, load_thesis_numbers
+from .verdicts import FULL_TOLERANCES, QUICK_TOLERANCES, all_verdicts, fmt, our_value, to_thesis_units
+
+NUMBERS = load_thesis_numbers()
+TABLE_IDS = ["table-11.4"] + [f"table-12.{i}" for i in range(1, 11)]
+FIGURE_IDS = [f"figure-12.{i}" for i in range(1, 27)]
+PICTURES = ("x_adv", "perturbation", "probability_trace")
+
+
+# ------------------------------------------------------------------------------ tables
+def _decimals(printed: str | None) -> int:
+    return len(printed.split(".")[1]) if printed and "." in printed else (0 if printed else 2)
+
+
+def table_blocks(table_id: str, results: dict) -> list[tuple]:
+    t = NUMBERS["tables"][table_id]
+    columns = results.get("columns", {})
+    if t.get("layout", "").startswith("matrix"):
+        names = [c["name"] for c in t["columns"]]
+        rows = [[r.get("label", r["model"])] + [r["printed"][n] for n in names] for r in t["rows"]]
+        out = [("p", "Thesis (row: perturbation fitted on; column: model attacked; %):"),
+               ("table", ["fitted on"] + names, rows)]
+        tr = (results["experiments"].get("universal-transfer") or {}).get("transfer")
+        if tr:
+            ours = [[s] + [f"{100 * tr['matrix'][s][x]:.2f}" for x in tr["models"]] for s in tr["models"]]
+            out += [("p", "Ours (%):"), ("table", ["fitted on"] + tr["models"], ours)]
+        return out
+    keys = [c for c in t["columns"] if c.get("key")]
+    values = [c for c in t["columns"] if not c.get("key")]
+    header = ["model (thesis → ours)"] + [c["header"] for c in keys]
+    for c in values:
+        header += [f"{c['header']} thesis", "ours"]
+    rows = []
+    for r in t["rows"]:
+        ours_model = columns.get(r["model"])
+        row = [f"{r.get('label', r['model'])} → {ours_model or '—'}"]
+        row += [r["printed"].get(c["name"], "") for c in keys]
+        kv = {c["name"]: r[c["name"]] for c in keys}
+        for c in values:
+            printed = r["printed"].get(c["name"])
+            ours = None if ours_model is None else our_value(results, table_id, c["name"], ours_model, kv)
+            ours = to_thesis_units(ours, c)
+            if c.get("per") and not printed:  # a merged cell: printed once per model
+                row += ["", ""]
+                continue
+            row += [printed or "", "—" if ours is None else f"{ours:.{_decimals(printed)}f}"]
+        rows.append(row)
+    units = "; ".join(f"{c['header']}: {c['unit'] or '-'}" for c in values if c.get("unit"))
+    timed = any(c.get("unit") in ("s", "ms") for c in values)
+    return [("table", header, rows), ("p", f"Units: {units}." + (" Times are wall-clock on different hardware "
+                                                                 "(compare ranks only)." if timed else ""))]
+
+
+# ------------------------------------------------------------------------------ figures
+def _fig(width, height):
+    from ..report.plots import _figure
+    return _figure(width, height)
+
+
+def _save(fig, path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", bbox_inches="tight")
+    return f"figures/{path.name}"
+
+
+def _pct(y: str) -> bool:
+    return "rate" in y or "acc" in y or "confidence" in y
+
+
+def _line_plot(show, points, path) -> str:
+    ys = [y for y in show.y if y not in PICTURES]
+    by_series = show.series not in (None, "model") and len(ys) > 1  # Fig. 12.23: a panel per norm
+    panels = sorted({str(fmt(p["params"].get(show.series))) for p in points}) if by_series else ys
+    fig = _fig(4.2 * len(panels), 3.2)
+    for i, panel in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        series: dict[str, list] = {}
+        for p in points:
+            if show.x not in p["params"]:
+                continue
+            if by_series and str(fmt(p["params"].get(show.series))) != panel:
+                continue
+            for y in (ys if by_series else [panel]):
+                if p["metrics"].get(y) is None:
+                    continue
+                key = y if by_series else (f"{show.series} {fmt(p['params'].get(show.series))}"
+                                           if show.series and show.series != "model" else p["model"])
+                v = p["metrics"][y]
+                series.setdefault(key, []).append((float(p["params"][show.x]), 100 * v if _pct(y) else v))
+        for key, seq in series.items():
+            seq.sort()
+            ax.plot([a for a, _ in seq], [b for _, b in seq], marker="o", label=key)
+        ax.set_xlabel(show.x + (" ([0,1] pixels; thesis units = xi / 0.2009)" if show.x == "xi" else ""))
+        ylabel = "%" if by_series else panel + (" (%)" if _pct(panel) else "")
+        ax.set_ylabel(ylabel)
+        if by_series:
+            ax.set_title(f"{show.series} {panel}", fontsize=9)
+        ax.grid(alpha=0.3)
+        if series:
+            ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _classes(run) -> list | None:
+    classes = run.config.get("classes")
+    if classes:
+        return classes
+    name = (run.config.get("model") or {}).get("name", "")
+    if name.startswith("imagenet/"):
+        from ..data import class_names
+        return list(class_names("imagenet"))
+    return None
+
+
+def _image_rows(points, store, per_point: int, max_rows: int = 8) -> list[dict]:
+    from ..evaluation.runner import Run
+    rows = []
+    for p in points:
+        run = Run(store, p["run_id"])
+        records = run.records()
+        samples = [s for s in records if s["attacked"]]
+        fooled = [s for s in samples if s["verified"]] or samples or records
+        chosen = fooled[:per_point]
+        imgs = run.images([s["idx"] for s in chosen])
+        classes = _classes(run)
+        name = lambda k: classes[k] if classes and k is not None and 0 <= k < len(classes) else str(k)  # noqa: E731
+        for s in chosen:
+            if s["idx"] not in imgs:
+                continue
+            im = imgs[s["idx"]]
+            params = ", ".join(f"{k} {fmt(v)}" for k, v in p["params"].items())
+            extra = f", eps {p['min_eps'][s['idx']]:.2f}" if p.get("min_eps") and p["min_eps"][s["idx"]] else ""
+            rows.append({"label": "\n".join(x for x in (p["model"].split("/")[-1], params, extra.lstrip(", ")) if x),
+                         "x": im["x"], "r": im["perturbation"], "x_adv": im["x_adv"],
+                         "clean": f"{name(s['label'])} {100 * (s['clean_conf'] or 0):.0f}%",
+                         "adv": f"{name(s['adv_label'])} {100 * (s['adv_conf'] or 0):.0f}%"})
+            if len(rows) >= max_rows:
+                return rows
+    return rows
+
+
+def _image_grid(rows, path) -> str:
+    from ..report.plots import amplify, to_hwc
+    fig = _fig(6.6, 2.1 * max(1, len(rows)))
+    for i, row in enumerate(rows):
+        shown, k = amplify(row["r"])
+        panels = ((row["x"], row["clean"]), (shown, f"r ×{k:.3g}"), (row["x_adv"], row["adv"]))
+        for j, (img, title) in enumerate(panels):
+            ax = fig.add_subplot(len(rows), 3, 3 * i + j + 1)
+            ax.imshow(to_hwc(img), interpolation="nearest")
+            ax.set_title(title, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(row["label"], fontsize=6)
+    return _save(fig, path)
+
+
+def _traces(show, points, store, path) -> str:
+    from ..evaluation.runner import Run
+    fig = _fig(6, 3)
+    ax = fig.add_subplot(1, 1, 1)
+    for p in points:
+        run = Run(store, p["run_id"])
+        for idx, im in sorted(run.images().items())[:3]:
+            t = (im["extra"] or {}).get("probability_trace")
+            if t is None:
+                continue
+            t = np.asarray(t, dtype=float).ravel()
+            t = t[~np.isnan(t)]
+            params = ", ".join(f"{k} {fmt(v)}" for k, v in p["params"].items())
+            ax.plot(np.arange(len(t)), t, label=f"image {idx}" + (f" [{params}]" if params else ""))
+    if not ax.lines:
+        return None
+    targeted = any("target" in p["params"] for p in points)
+    ax.axhline(0.5 if targeted else 0.1, color="gray", linestyle=":", linewidth=1)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("probability of the " + ("target" if targeted else "true class"))
+    ax.set_ylim(0, 1)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _perturbations(points, store, path) -> str:
+    from ..evaluation.store import Store, decode
+    from ..report.plots import amplify, to_hwc
+    fig = _fig(2.3 * max(1, len(points)), 2.6)
+    with Store(store, readonly=True) as s:
+        for i, p in enumerate(points):
+            v = np.asarray(decode(s.artifact(p["run_id"], "universal_perturbation")))
+            shown, k = amplify(v.reshape(v.shape[-3:]))
+            ax = fig.add_subplot(1, len(points), i + 1)
+            ax.imshow(to_hwc(shown), interpolation="nearest")
+            params = ", ".join(f"{k2} {fmt(x)}" for k2, x in p["params"].items() if k2 != "deepfool_norm")
+            ax.set_title(f"{p['model'].split('/')[-1]} {params}\n×{k:.3g}", fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    return _save(fig, path)
+
+
+def _bar(points, y, path) -> str:
+    fig = _fig(4, 3)
+    ax = fig.add_subplot(1, 1, 1)
+    names = [p["model"] for p in points]
+    ax.bar(range(len(points)), [p["metrics"].get(y) or 0 for p in points])
+    ax.set_xticks(range(len(points)), names, fontsize=7)
+    ax.set_ylabel(y)
+    return _save(fig, path)
+
+
+def figure_images(fig_id: str, exp, entry: dict, store: str, out: Path) -> list[str]:
+    show = next(s for s in exp.show if s.ref == fig_id)
+    points = [p for p in entry["points"] if p.get("run_id")]
+    if not points:
+        return []
+    path = out / "figures" / f"{fig_id}.png"
+    if "probability_trace" in show.y:
+        return [f for f in [_traces(show, points, store, path)] if f]
+    if show.x and show.x != "model" and any(y not in PICTURES for y in show.y):
+        return [_line_plot(show, points, path)]
+    if "perturbation" in show.y and any(p.get("fit") for p in points):
+        return [_perturbations(points[:8], store, path)]
+    files = []
+    if "min_eps" in show.y:
+        files.append(_bar(points, "min_eps", out / "figures" / f"{fig_id}-min-eps.png"))
+    k = exp.figures.index(fig_id)
+    per = 1 if len(points) >= 4 else max(1, 6 // len(points))
+    chosen = points if len(points) > 1 else points
+    rows = _image_rows(chosen, store, per + k)
+    rows = rows[k:] or rows  # a different image per figure of the same experiment where possible
+    if rows:
+        files.append(_image_grid(rows, path))
+    return files
+
+
+class Progress:
+    """A bar per experiment (images) under an overall bar (estimated work, with the ETA)."""
+
+    def __init__(self, total_cost: float, enabled: bool):
+        self.enabled = enabled
+        self.overall = None
+        if enabled:
+            from tqdm.auto import tqdm
+            self.tqdm = tqdm
+            self.overall = tqdm(total=round(total_cost), desc="overall", unit="", position=0, dynamic_ncols=True,
+                                bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+
+    def experiment(self, name: str, n_images: int):
+        if not self.enabled:
+            return None
+        return self.tqdm(total=n_images, desc=name, unit="img", position=1, leave=False, dynamic_ncols=True)
+
+    def close(self):
+        if self.overall is not None:
+            self.overall.close()
+
+
+# ------------------------------------------------------------------------------ document
+def build(results: dict, store: str, out: Path) -> list[tuple]:
+    from .. import __version__
+    quick = results.get("mode") == "quick"
+    verdicts = all_verdicts(results, quick)
+    counts = {v: sum(1 for x in verdicts if x["verdict"] == v) for v in ("holds", "does not hold", "not checkable")}
+    b: list[tuple] = [("h1", f"Thesis Part III reproduced with foolkit ({results.get('mode', 'full')} mode)"),
+                      ("p", f"foolkit {__version__}, {_dt.datetime.now():%Y-%m-%d %H:%M}, wall time "
+                            f"{results.get('seconds', 0):.0f} s. Claims: {counts['holds']} hold, "
+                            f"{counts['does not hold']} do not hold, {counts['not checkable']} not checkable."),
+                      ("h2", "Models"),
+                      ("p", "Each thesis column is played by one of our models. A stand-in plays several columns, "
+                            "so claims comparing models are not checkable with one model; pass the original "
+                            "checkpoints with --models cifar10/resnet50=PATH,... to check them."),
+                      ("table", ["thesis", "ours", "kind"], results.get("models", [])),
+                      ("h2", "Tolerances"),
+                      ("p", ("Quick mode (small samples): " + QUICK_TOLERANCES) if quick else
+                       "Full mode: " + FULL_TOLERANCES),
+                      ("h2", "Verdicts"),
+                      ("p", "Verdict: on our numbers. 'On the thesis's numbers': the same check run on the "
+                            "thesis's printed tables (a sanity check of the check; 'no table' for figures)."),
+                      ("table", ["experiment", "claim", "verdict", "measured / reason", "on the thesis's numbers"],
+                       [[v["experiment"], v["claim"], v["verdict"], v["measured"] or v["reason"], v["thesis"]]
+                        for v in verdicts]),
+                      ("h2", "Tables and figures"),
+                      ("table", ["id", "experiment", "status"],
+                       [[r, e.id, (results["experiments"].get(e.id) or {}).get("status", "not run in this mode")]
+                        for r in TABLE_IDS + FIGURE_IDS for e in EXPERIMENTS if r in e.thesis_refs])]
+    by_exp = {}
+    for v in verdicts:
+        by_exp.setdefault(v["experiment"], []).append(v)
+    for exp in EXPERIMENTS:
+        entry = results["experiments"].get(exp.id) or {"status": "not run in this mode", "points": []}
+        status = entry.get("status", "not run in this mode")
+        b.append(("h2", f"{exp.title} ({exp.id})", exp.id))
+        b.append(("p", f"Status: {status}" + (f" in {entry['seconds']:.0f} s" if entry.get("seconds") else "") +
+                  (f". Images: {entry['images']}" if entry.get("images") else "") + "."))
+        runs = "; ".join(f"{r.attack} {dict(r.params)}" + (f" grid {dict(r.grid)}" if r.grid else "") +
+                         (f" (thesis: {dict(r.thesis)})" if r.thesis else "") + (f" [{r.units}]" if r.units else "")
+                         for r in exp.runs)
+        b.append(("p", f"Runs (our units): {runs}"))
+        for note in ([exp.notes] if exp.notes else []) + entry.get("notes", []):
+            b.append(("p", f"Note: {note}"))
+        for ref in exp.tables:
+            b.append(("h3", f"{ref.replace('-', ' ').capitalize()}: {NUMBERS['tables'][ref]['caption']}", ref))
+            if status != "done":
+                b.append(("p", f"Ours: {status}. Thesis's numbers:"))
+            b += table_blocks(ref, results)
+        for ref in exp.figures:
+            b.append(("h3", f"{ref.replace('-', ' ').capitalize()}: {NUMBERS['figures'][ref]['caption']}", ref))
+            b.append(("p", f"Thesis: {NUMBERS['figures'][ref]['shows']}."))
+            files = []
+            if status == "done":
+                try:
+                    files = figure_images(ref, exp, entry, store, out)
+                except Exception as exc:  # a figure must not lose the report
+                    b.append(("p", f"Figure failed: {type(exc).__name__}: {exc}"))
+            why = status if status != "done" else "no image"
+            if status == "done" and not any(p["metrics"].get("n_attacked") for p in entry["points"]):
+                why = "no image: the model misclassifies the image(s), so none was attacked"
+            b += [("img", f, ref) for f in files] or [("p", f"Ours: {why}.")]
+        if exp.claims:
+            b.append(("h3", f"Claims ({exp.id})", f"{exp.id}-claims"))
+            b.append(("list", [f"**{v['verdict']}**: {v['claim']} ({v['check']}). Thesis: “{v['claim_text']}” "
+                               + (f"Measured: {v['measured']}. " if v["measured"] else "")
+                               + (f"({v['reason']}) " if v["reason"] else "")
+                               + f"On the thesis's numbers: {v['thesis']}." for v in by_exp.get(exp.id, [])]))
+    return b
+
+
+def to_markdown(blocks: list[tuple]) -> str:
+    lines = []
+    for blk in blocks:
+        kind = blk[0]
+        if kind in ("h1", "h2", "h3"):
+            lines += ["#" * int(kind[1]) + " " + blk[1], ""]
+        elif kind == "p":
+            lines += [blk[1], ""]
+        elif kind == "table":
+            cell = lambda c: str(c).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+            lines.append("| " + " | ".join(cell(h) for h in blk[1]) + " |")
+            lines.append("|" + "---|" * len(blk[1]))
+            lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in blk[2]]
+            lines.append("")
+        elif kind == "img":
+            lines += [f"![{blk[2]}]({blk[1]})", ""]
+        elif kind == "list":
+            lines += [f"- {item}" for item in blk[1]] + [""]
+    return "\n".join(lines)
+
+
+def to_html(blocks: list[tuple]) -> str:
+    import re
+    e = html.escape
+    bold = lambda s: re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", e(s))  # noqa: E731
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>foolkit reproduce</title><style>"
+             "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}table{border-collapse:collapse;"
+             "font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}th{background:#eee}"
+             "img{max-width:100%}.holds{color:#1a7f37}.does-not-hold{color:#c0392b}</style></head><body>"]
+    for blk in blocks:
+        kind = blk[0]
+        if kind in ("h1", "h2", "h3"):
+            anchor = f" id='{e(blk[2])}'" if len(blk) > 2 else ""
+            parts.append(f"<{kind}{anchor}>{e(blk[1])}</{kind}>")
+        elif kind == "p":
+            parts.append(f"<p>{bold(blk[1])}</p>")
+        elif kind == "table":
+            parts.append("<table><tr>" + "".join(f"<th>{e(str(h))}</th>" for h in blk[1]) + "</tr>")
+            for row in blk[2]:
+                cells = "".join(f"<td class='{str(c).replace(' ', '-')}'>{e(str(c))}</td>" for c in row)
+                parts.append(f"<tr>{cells}</tr>")
+            parts.append("</table>")
+        elif kind == "img":
+            parts.append(f"<p><img src='{e(blk[1])}' alt='{e(blk[2])}'></p>")
+        elif kind == "list":
+            parts.append("<ul>" + "".join(f"<li>{bold(i)}</li>" for i in blk[1]) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(out: str | Path, results: dict, store: str) -> Path:
+    out = Path(out)
+    blocks = build(results, store, out)
+    md = out / "report.md"
+    md.write_text(to_markdown(blocks), encoding="utf-8")
+    (out / "report.html").write_text(to_html(blocks), encoding="utf-8")
+    return md
+
+
+__all__ = ["FIGURE_IDS", "TABLE_IDS", "build", "to_html", "to_markdown", "write_report"]

@@ -1,0 +1,432 @@
+"""``foolkit reproduce``: run the experiments of Part III (``foolkit.experiments``) on the models
+we have, and write a report (``render``) with our tables beside the thesis's, our figures and
+the verdicts on the thesis's claims (``verdicts``).
+
+Everything attacked goes through :func:`foolkit.evaluation.evaluate` into ONE SQLite store,
+``<out>/runs.db``, so an interrupted reproduction resumes where it stopped (the finished
+batches are skipped). ``<out>/results.json`` holds the points (one per model x grid value),
+``render`` reads them back with the store.
+
+Models: each thesis column (ResNet-50, DenseNet-169, MobileNetV2, InceptionV3) is mapped to one
+of the given CIFAR-10 models: a thesis architecture given by its registry name maps to itself
+(``cifar10/resnet50=PATH``), ``THESIS:name[=PATH]`` maps explicitly, and every column left over
+is played by the first other model (default ``cifar10/resnet20``, a *stand-in*). The hi-res
+figures use ``imagenet/efficientnet-lite0``.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import EXPERIMENTS, MODELS, Experiment, thesis_name, thesis_xi
+from .specs import IMAGENET_MODEL
+from .verdicts import derive, derive_pairs, transfer
+
+DEFAULT_MODELS = ("cifar10/resnet20", IMAGENET_MODEL)
+PHOTOS_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "natural-images"
+
+# Quick mode: the specs' quick image counts, further cut here (and smaller grids / DE budgets)
+# so that the whole --quick run stays within ~10 minutes on 2 CPU cores. Keys: "n" (images or
+# fit set), "eval_n", "n_grid", "grid" (one dict per run), "params" (overrides).
+_OP = {"params": {"onepixel": {"population": 100, "generations": 100}}}
+QUICK: dict[str, dict] = {
+    "fgsm-eps": {"grid": [{"eps": (0.0, 0.01, 0.02, 0.05, 0.1, 0.3)}]}, "fgsm-clip": {"n": 500},
+    "sparsefool-lambda": {"n": 40, "grid": [{"lambda_": (1.0, 2.0, 3.0, 5.0)}]},
+    "sparsefool": {"n": 200},
+    "sparsefool-delta": {"n": 25, "grid": [{"delta": (10, 30, 100, 200, 255)}]},
+    "onepixel-trace": _OP, "onepixel-targeted": _OP, "onepixel-pixels": _OP,
+    "onepixel-hires": {"params": {"onepixel": {"population": 20, "generations": 10}}},
+    "universal-l2": {"n": 100}, "universal-linf": {"n": 100}, "universal-transfer": {"n": 100},
+    "universal-xi": {"n": 50, "grid": [{"xi": tuple(thesis_xi(v) for v in (4, 10, 20))},
+                                       {"xi": tuple(thesis_xi(v) for v in (0.2, 0.5, 1.0))}]},
+    "universal-set-size": {"n_grid": (25, 50, 100), "eval_n": 1000},
+    "sparsefool-hires": {"params": {"sparsefool": {"max_iter": 10}}},
+    "overall-hires": {"params": {"sparsefool": {"max_iter": 10}}},
+}
+# Rough cost of one image, in ms on one core of this machine (resnet20; x40 for the ImageNet
+# model): only for the overall ETA.
+_COST = {"clean": 1, "fgsm": 4, "deepfool": 25, "sparsefool": 90, "universal": 3}
+
+
+# ------------------------------------------------------------------------------ models
+@dataclass(frozen=True)
+class Choice:
+    name: str
+    checkpoint: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name if self.checkpoint is None else f"{self.name} ({Path(self.checkpoint).name})"
+
+
+@dataclass
+class ModelMap:
+    """Thesis column -> our model; ``dedicated``: the columns with a model of their own."""
+    columns: dict[str, Choice]
+    dedicated: set[str]
+    imagenet: Choice | None
+    cifar: list[Choice]
+
+    def choice(self, registry_name: str) -> Choice | None:
+        if registry_name == IMAGENET_MODEL:
+            return self.imagenet
+        return self.columns.get(thesis_name(registry_name))
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        rows = [(t, c.label, "own model" if t in self.dedicated else "stand-in") for t, c in self.columns.items()]
+        rows.append(("ImageNet models (hi-res figures)", self.imagenet.label if self.imagenet else "none",
+                     "stand-in for the thesis's four ImageNet models" if self.imagenet else "hi-res figures not run"))
+        return rows
+
+
+def parse_models(models: list[str] | None, checkpoints: list[str] | None = None) -> ModelMap:
+    """``["cifar10/resnet20", "MobileNetV2:cifar10/x=path", "cifar10/resnet50=path"]`` -> ModelMap.
+    ``checkpoints``: ``["name=path"]`` (``--checkpoint``) for models named without a path."""
+    ckpt = {}
+    for item in checkpoints or []:
+        name, sep, path = item.partition("=")
+        if not sep or not path:
+            raise ValueError(f"--checkpoint takes NAME=PATH, got {item!r}")
+        ckpt[name.strip()] = path.strip()
+    columns, dedicated, imagenet, cifar, standins = {}, set(), None, [], []
+    for item in models or list(DEFAULT_MODELS):
+        item = item.strip()
+        if not item:
+            continue
+        explicit, sep, rest = item.partition(":")
+        if not sep or explicit not in MODELS:
+            explicit, rest = None, item
+        name, _, path = rest.partition("=")
+        name = name.strip()
+        choice = Choice(name, path.strip() or ckpt.get(name))
+        if name.startswith("imagenet/"):
+            imagenet = imagenet or choice
+            continue
+        cifar.append(choice)
+        target = explicit or (thesis_name(name) if name in MODELS.values() else None)
+        if target:
+            columns[target], _ = choice, dedicated.add(target)
+        else:
+            standins.append(choice)
+    missing = set(ckpt) - {c.name for c in cifar} - ({imagenet.name} if imagenet else set())
+    if missing:
+        raise ValueError(f"--checkpoint names {sorted(missing)}, which --models does not list")
+    fill = standins[0] if standins else None
+    for t in MODELS:
+        if t not in columns and fill is not None:
+            columns[t] = fill
+    for c in standins[1:]:
+        if c not in columns.values():
+            raise ValueError(f"{c.name}: with several non-thesis models, say which column each plays "
+                             f"(e.g. MobileNetV2:{c.name})")
+    return ModelMap(dict(sorted(columns.items(), key=lambda kv: list(MODELS).index(kv[0]))), dedicated,
+                    imagenet, cifar)
+
+
+def _imagenet_available(choice: Choice | None) -> str:
+    if choice is None:
+        return "no ImageNet model given"
+    try:
+        from ..models import registry
+        registry.load(choice.name, checkpoint=choice.checkpoint)
+        return ""
+    except Exception as exc:  # missing pip package or weights
+        return f"{choice.name} unavailable: {str(exc).splitlines()[0]}"
+
+
+# ------------------------------------------------------------------------------ plans
+@dataclass
+class Task:
+    """One evaluation: an attack configuration on one model."""
+    experiment: str
+    run_index: int
+    attack: str
+    mode: str
+    choice: Choice
+    params: dict  # attack parameters (ours)
+    point: dict  # what identifies the point in tables and claims (grid values, distinguishing fixed params)
+    n: int
+    fit_n: int | None = None
+    target: int | None = None
+
+
+@dataclass
+class Plan:
+    experiment: Experiment
+    tasks: list[Task] = field(default_factory=list)
+    skip: str = ""
+    notes: list[str] = field(default_factory=list)
+    images: str = ""
+
+
+def plan(exp: Experiment, mm: ModelMap, quick: bool, n_available: int, imagenet_problem: str) -> Plan:
+    q = QUICK.get(exp.id, {}) if quick else {}
+    p = Plan(exp)
+    im = exp.images
+    if im.source == "natural-images":
+        if imagenet_problem:
+            p.skip = f"not run: {imagenet_problem}"
+            return p
+        photos = sorted(PHOTOS_DIR.glob("*")) if PHOTOS_DIR.is_dir() else []
+        if not photos:
+            p.skip = f"not run: no photos in {PHOTOS_DIR}"
+            return p
+        n = min(len(photos), (im.quick_n if quick else im.n) or len(photos))
+        p.images = f"{n} photos of {PHOTOS_DIR.name}/ ({', '.join(x.name for x in photos[:n])})"
+    else:
+        n = q.get("n", im.quick_n if quick else im.n)
+        if not mm.columns:
+            p.skip = "not run: no CIFAR-10 model given"
+            return p
+        p.images = f"first {n} CIFAR-10 test images"
+    eval_n = q.get("eval_n", im.quick_eval_n if quick else im.eval_n)
+    if eval_n and eval_n > n_available:
+        p.notes.append(f"evaluation set cut from {eval_n} to the {n_available} test images available "
+                       f"(set FOOLKIT_DATA or --data for the full CIFAR-10 test set)")
+        eval_n = n_available
+    if im.source == "cifar10-test" and n > n_available:
+        p.notes.append(f"{n} images asked, {n_available} available: using {n_available}")
+        n = n_available
+    if eval_n:
+        p.images = f"X = first {n} CIFAR-10 test images, fooling rate over the first {eval_n}"
+    choices = []
+    for m in exp.models:
+        c = mm.choice(m)
+        if c is not None and c not in choices:
+            choices.append(c)
+    if not choices:
+        p.skip = "not run: no model for this experiment"
+        return p
+    differing = {k for r in exp.runs for k in r.params if len({repr(x.params.get(k)) for x in exp.runs}) > 1}
+    for ri, run in enumerate(exp.runs):
+        grid = dict(run.grid)
+        if "grid" in q and ri < len(q["grid"]):
+            grid.update(q["grid"][ri])
+        params = {**run.params, **q.get("params", {}).get(run.attack, {})}
+        if run.mode == "minimal":
+            grid = {}
+        fixed = {k: params[k] for k in differing if k in params}
+        if exp.id == "overall-hires":
+            fixed = {"attack": run.attack + (f" (p = {params['norm']})" if "norm" in params else "")}
+        sizes = q.get("n_grid", im.n_grid) if im.n_grid else (None,)
+        keys = list(grid)
+        for choice in choices:
+            for combo in itertools.product(*(grid[k] for k in keys)):
+                values = dict(zip(keys, combo))
+                target = values.pop("target", None)
+                seen = set()
+                for size in sizes:
+                    point = {**fixed, **dict(zip(keys, combo))}
+                    fit_n = None
+                    if run.mode == "fit":
+                        fit_n = min(size or n, eval_n or n)
+                        if fit_n in seen:  # |X| grid values beyond the images available
+                            continue
+                        seen.add(fit_n)
+                        if size:
+                            point["n"] = fit_n
+                    p.tasks.append(Task(exp.id, ri, run.attack, run.mode, choice, {**params, **values}, point,
+                                        eval_n or n if run.mode == "fit" else n, fit_n, target))
+    if quick and q:
+        p.notes.append("quick mode: " + ", ".join(f"{k} {v}" for k, v in q.items()))
+    return p
+
+
+def task_cost(t: Task) -> float:
+    scale = 40 if t.choice.name.startswith("imagenet/") else 1
+    if t.attack == "onepixel":
+        per = 0.36 * t.params.get("population", 100) * t.params.get("generations", 50)
+    elif t.attack == "universal":
+        return scale * (t.n * _COST["universal"] + (t.fit_n or 0) * 5 * _COST["deepfool"])
+    elif t.mode == "minimal":
+        per = 30
+    else:
+        per = _COST.get(t.attack, 25)
+    return scale * per * t.n
+
+
+# ------------------------------------------------------------------------------ running
+class Context:
+    """What the tasks share: the store, the loaded models and images, progress bars."""
+
+    def __init__(self, out: Path, data_root: str | None, device: str, progress: bool):
+        self.out, self.data_root, self.device, self.progress = out, data_root, device, progress
+        self.store = str(out / "runs.db")
+        self._models: dict[Choice, Any] = {}
+        self._photos: dict[int, torch.Tensor] = {}
+
+    def model(self, c: Choice):
+        if c not in self._models:
+            from ..models import registry
+            self._models[c] = registry.load(c.name, checkpoint=c.checkpoint, device=self.device)
+        return self._models[c]
+
+    def data(self, t: Task, exp: Experiment):
+        if exp.images.source == "natural-images":
+            from ..data import load_image
+            from ..models import registry
+            size = registry.card(t.choice.name).input_size
+            if size not in self._photos:
+                self._photos[size] = torch.cat([load_image(p, size) for p in sorted(PHOTOS_DIR.glob("*"))])
+            return (self._photos[size][:t.n], None)
+        return ("cifar10", "test", t.n, self.data_root) if self.data_root else ("cifar10", "test", t.n)
+
+
+def _fit_info(store: str, run_id: str) -> dict:
+    from ..evaluation.store import Store
+    with Store(store, readonly=True) as s:
+        blob = s.artifact(run_id, "universal_fit")
+    return json.loads(blob.decode()) if blob else {}
+
+
+def run_task(t: Task, exp: Experiment, ctx: Context, on_batch) -> dict:
+    from ..evaluation import runner
+    data = ctx.data(t, exp)
+    kwargs = dict(store=ctx.store, device=ctx.device, progress=on_batch, checkpoint=t.choice.checkpoint)
+    point = {"experiment": t.experiment, "run": t.run_index, "attack": t.attack, "model": t.choice.label,
+             "params": t.point, "attack_params": runner._jsonable(t.params), "n": t.n}
+    if t.attack == "clean":  # FGSM with eps = 0 gives the clean accuracy (and stores the images)
+        run = runner.evaluate(t.choice.name, "fgsm", data, attack_params={"eps": 0.0}, **kwargs)
+    elif t.mode == "minimal":
+        from ..attacks.fgsm import minimal_epsilon
+        x, y, _, _ = runner._resolve_data(data)
+        grid = [float(e) for e in exp.runs[t.run_index].grid["eps"]]
+        y = None if y is None else y.to(ctx.device)
+        eps = minimal_epsilon(ctx.model(t.choice), x.to(ctx.device), y, grid=grid,
+                              clip=bool(t.params.get("clip", True))).cpu()
+        per = torch.where(torch.isnan(eps), torch.full_like(eps, grid[-1]), eps)
+        clip = bool(t.params.get("clip", True))
+        run = runner.evaluate(t.choice.name, "fgsm", data, attack_params={"eps": per, "clip": clip},
+                              batch_size=max(1, len(x)), **kwargs)
+        point["min_eps"] = [None if math.isnan(v) else v for v in eps.tolist()]
+    elif t.mode == "fit":
+        run = runner.evaluate(t.choice.name, "universal", data, attack_params=t.params, fit_size=t.fit_n, **kwargs)
+        point["fit"] = _fit_info(ctx.store, run.run_id)
+    else:
+        run = runner.evaluate(t.choice.name, t.attack, data, attack_params=t.params, target=t.target, **kwargs)
+    point["run_id"] = run.run_id
+    point["shape"] = list(run.config["data"].get("shape", []))
+    point["metrics"] = derive(point, run.metrics())
+    return point
+
+
+def reproduce(out: str | Path, *, quick: bool = False, only: list[str] | None = None, models: list[str] | None = None,
+              checkpoints: list[str] | None = None, data_root: str | None = None, device: str = "cpu",
+              progress: bool = True, n_override: int | None = None, debug: bool = False, log=print) -> Path:
+    """Run the selected experiments (all by default; ``only``: experiment, table or figure ids)
+    and write ``<out>/report.md`` and ``report.html``. Returns the Markdown path."""
+    from ..data import load
+    from .render import Progress, write_report
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    mm = parse_models(models, checkpoints)
+    selected = select(only)
+    n_available = len(load("cifar10", "test", root=data_root)[1])
+    need_imagenet = any(e.images.source == "natural-images" for e in selected)
+    problem = _imagenet_available(mm.imagenet) if need_imagenet else ""
+    plans = {e.id: plan(e, mm, quick, n_available, problem) for e in selected}
+    if n_override:
+        for pl in plans.values():
+            pl.images += f" (capped at {n_override} by --max-images)" if pl.images else ""
+            for t in pl.tasks:
+                t.n = min(t.n, n_override) if t.mode != "fit" else min(t.n, 4 * n_override)
+                t.fit_n = min(t.fit_n, n_override) if t.fit_n else None
+                if "n" in t.point:
+                    t.point["n"] = t.fit_n
+    ctx = Context(out, data_root, device, progress)
+    results_path = out / "results.json"
+    results = {"mode": "quick" if quick else "full", "experiments": {}, "models": [list(r) for r in mm.describe()],
+               "dedicated": sorted(mm.dedicated), "columns": {t: c.label for t, c in mm.columns.items()}}
+    previous = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    if any(previous.get(k) != results[k] for k in ("mode", "columns")):
+        previous = {}  # another mode or other models: do not mix their results in
+    total = sum(task_cost(t) for p in plans.values() for t in p.tasks)
+    if progress:
+        log(f"{len(plans)} experiments, {sum(len(p.tasks) for p in plans.values())} runs, about "
+            f"{total / 60000:.1f} min of work by a rough per-image estimate for one core (runs already in {ctx.store} "
+            f"are skipped)",
+            file=sys.stderr)
+    bars = Progress(total, progress)
+    start = time.perf_counter()
+    try:
+        for exp in EXPERIMENTS:
+            pl = plans.get(exp.id)
+            idle = "not run in this mode" + (" (not selected)" if only else "")
+            entry = {"status": idle if pl is None else pl.skip or "done", "points": [],
+                     "notes": [] if pl is None else pl.notes, "images": "" if pl is None else pl.images}
+            if pl is None and exp.id in previous.get("experiments", {}):
+                entry = previous["experiments"][exp.id]  # kept from an earlier run with the same settings
+            results["experiments"][exp.id] = entry
+            if pl is None or pl.skip:
+                continue
+            t0 = time.perf_counter()
+            bar = bars.experiment(exp.id, sum(t.n for t in pl.tasks))
+            try:
+                for t in pl.tasks:
+                    state = {"done": 0}
+                    cost = task_cost(t)
+
+                    def on_batch(info, t=t, state=state, cost=cost):
+                        step = info["done"] - state["done"]
+                        state["done"] = info["done"]
+                        if bar is not None:
+                            bar.update(step)
+                            bars.overall.update(round(cost * step / max(1, info["total"])))
+                    entry["points"].append(run_task(t, exp, ctx, on_batch))
+                    if bar is not None and state["done"] < t.n:  # resumed or no callback: count it all
+                        bar.update(t.n - state["done"])
+                        bars.overall.update(round(cost * (t.n - state["done"]) / max(1, t.n)))
+                derive_pairs(entry["points"])
+                if exp.evaluate_on:
+                    entry["transfer"] = transfer(exp, entry["points"], ctx, pl.tasks)
+            except Exception as exc:  # one broken experiment must not lose the others
+                if isinstance(exc, KeyboardInterrupt) or debug:
+                    raise
+                entry["status"] = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                entry["traceback"] = traceback.format_exc()
+            finally:
+                if bar is not None:
+                    bar.close()
+            entry["seconds"] = time.perf_counter() - t0
+            _write_json(results_path, results)
+            if not progress:
+                continue
+            bars.tqdm.write(f"{exp.id}: {entry['status']} in {entry['seconds']:.0f} s")
+    finally:
+        bars.close()
+    results["seconds"] = time.perf_counter() - start
+    _write_json(results_path, results)
+    return write_report(out, results, ctx.store)
+
+
+def select(only: list[str] | None) -> list[Experiment]:
+    if not only:
+        return list(EXPERIMENTS)
+    wanted = {o.strip() for o in only if o.strip()}
+    chosen = [e for e in EXPERIMENTS if e.id in wanted or wanted & set(e.thesis_refs)]
+    known = {e.id for e in EXPERIMENTS} | {r for e in EXPERIMENTS for r in e.thesis_refs}
+    unknown = wanted - known
+    if unknown:
+        raise ValueError(f"unknown experiment, table or figure {sorted(unknown)}; e.g. table-12.3, figure-12.2, "
+                         f"deepfool-l2")
+    for e in list(chosen):  # universal-transfer needs universal-l2's perturbations
+        if e.reuses and all(c.id != e.reuses for c in chosen):
+            chosen.insert(0, next(x for x in EXPERIMENTS if x.id == e.reuses))
+    return chosen
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+    tmp.replace(path)
+
