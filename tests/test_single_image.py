@@ -15,26 +15,18 @@ from PIL import Image
 
 import foolkit as fk
 from foolkit import cli
-from foolkit.models.registry import ModelError
 from foolkit.single_image import run_image_command
 from foolkit.universal_io import UniversalFileError, load_universal, save_universal
 
 torch.set_num_threads(1)
-TRAIN_CKPT = Path("/work/train/resnet20/weights.pt")
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO.parent / "shared" / "datasets" / "natural-images"
 
 
 @pytest.fixture(scope="module")
-def ckpt(request):
-    """None when the shipped ResNet-20 weights load (conftest fixture), else the training file."""
-    try:
-        request.getfixturevalue("resnet20")
-        return None
-    except ModelError:
-        if not TRAIN_CKPT.is_file():
-            pytest.skip("no ResNet-20 weights (neither shipped nor the training checkpoint)")
-        return str(TRAIN_CKPT)
+def ckpt(resnet20):
+    """None: the shipped ResNet-20 weights (the conftest fixture fails loudly if they are missing)."""
+    return None
 
 
 @pytest.fixture(scope="module")

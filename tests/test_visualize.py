@@ -1,27 +1,19 @@
 """fk.show: three (or four) panels, titled with the classes, pyplot-free."""
 import io
-from pathlib import Path
 
 import pytest
 import torch
 
 import foolkit as fk
 from foolkit.attacks.base import AttackResult
-from foolkit.models.registry import ModelError
 
 torch.set_num_threads(1)
-TRAIN_CKPT = Path("/work/train/resnet20/weights.pt")
 
 
 @pytest.fixture(scope="module")
-def model(request):
-    """The shipped ResNet-20 (conftest fixture); while it trains, the partially trained weights."""
-    try:
-        return request.getfixturevalue("resnet20")
-    except ModelError:
-        if not TRAIN_CKPT.is_file():
-            pytest.skip("no ResNet-20 weights (neither shipped nor the training checkpoint)")
-        return fk.models.load("cifar10/resnet20", checkpoint=TRAIN_CKPT)
+def model(resnet20):
+    """The shipped ResNet-20 (conftest fixture)."""
+    return resnet20
 
 
 def fake_result(n=2, size=8, changed=None, trace=False, attack_name="FakeAttack", dense=False, success=True):

@@ -203,8 +203,6 @@ def test_registered_model_with_checkpoint(tmp_path):
 
 def test_universal_run_fits_once(model, data, tmp_path, monkeypatch):
     from foolkit.attacks import registry
-    if "universal" not in registry.available():
-        pytest.skip("UniversalPerturbation not available")
     x, y = data
     make = lambda: registry.create("universal", norm=2, xi=2.0, mode="batched", max_passes=2)  # noqa: E731
     path = tmp_path / "u.db"
@@ -255,8 +253,6 @@ def test_bad_arguments(model, data, kwargs, match):
 
 def test_bad_fit_size(model, data):
     from foolkit.attacks import registry
-    if "universal" not in registry.available():
-        pytest.skip("UniversalPerturbation not available")
     x, y = data
     with pytest.raises(ValueError, match="fit_size"):
         fk.evaluate(model, registry.create("universal"), (x[:4], y[:4]), fit_size=5)

@@ -51,8 +51,7 @@ def test_wrong_architecture_checkpoint(tmp_path):
 def test_shipped_checkpoint_sha_mismatch(tmp_path, monkeypatch):
     from foolkit.models import registry
     c = registry.card("cifar10/resnet20")
-    if c.checkpoint is None:
-        pytest.skip("no shipped checkpoint")
+    assert c.checkpoint is not None, "cifar10/resnet20 must ship its weights"
     fake = tmp_path / "checkpoints"
     fake.mkdir()
     (fake / c.checkpoint).write_bytes((registry.CHECKPOINTS_DIR / c.checkpoint).read_bytes()[:-10] + b"0" * 10)
