@@ -1,7 +1,7 @@
 """Build docs/gallery/: three photos attacked with DeepFool, SparseFool and FGSM on EfficientNet-Lite0.
 
 Each figure is exactly what ``foolkit attack --image PHOTO --attack NAME --out FIGURE`` writes
-(``foolkit.single_image.run_image_command``); docs/gallery/README.md shows the figures with
+(``foolkit.commands.image_attack.run_image_command``); docs/gallery/README.md shows the figures with
 the command and what it printed. The adversarial PNGs are checked (read back, 8-bit) and then
 deleted unless ``--keep-adv``.
 
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     sys.path.insert(0, str(REPO / "src"))
     from foolkit.attacks import registry
-    from foolkit.single_image import run_image_command
+    from foolkit.commands.image_attack import run_image_command
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--photos", default=str(PHOTOS), help=f"folder of photos (default {PHOTOS})")

@@ -15,7 +15,8 @@ from PIL import Image
 
 import foolkit as fk
 from foolkit import cli
-from foolkit.single_image import run_image_command
+from foolkit.commands import image_attack
+from foolkit.commands.image_attack import run_image_command
 from foolkit.universal_io import UniversalFileError, load_universal, save_universal
 
 torch.set_num_threads(1)
@@ -126,7 +127,7 @@ def test_tiny_20x20_image(tmp_path, capsys, ckpt):
 def test_exact_size_image_is_used_as_is(tmp_path, capsys, ckpt, bundled):
     x, _ = bundled
     path = tmp_path / "c.png"
-    fk.single_image.save_png(x[5], path)
+    image_attack.save_png(x[5], path)
     rc, out, err = run_cmd(capsys, ckpt, image=path, out=tmp_path / "c-out.png")
     assert_ok(rc, out, err, tmp_path / "c-out.png")
     assert "used as is" in out

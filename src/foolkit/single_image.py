@@ -9,7 +9,7 @@ Example:
     >>> result, fig = fk.attack_image("cat.jpg", model="imagenet/efficientnet-lite0", attack="deepfool")
     >>> fig.savefig("cat-deepfool.png"); result.adv_label, result.norms(2)
 
-Command line (``run_image_command``)::
+Command line (:func:`foolkit.commands.image_attack.run_image_command`)::
 
     foolkit attack --image cat.jpg [--model imagenet/efficientnet-lite0] --attack deepfool [--norm inf]
                    [--target CLASS] [--out result.png]
@@ -38,16 +38,6 @@ DEFAULT_IMAGE_MODEL = "imagenet/efficientnet-lite0"
 DEFAULT_CIFAR_MODEL = "cifar10/resnet20"
 DEFAULT_ATTACK = "deepfool"
 PARAM_PREFIX = "param__"  # attack parameters on args, as foolkit.commands.attack stores them
-
-# Used only when foolkit.attacks.registry cannot be imported.
-_FALLBACK_ATTACKS = {
-    "fgsm": ("foolkit.attacks.fgsm", "FGSM"),
-    "deepfool": ("foolkit.attacks.deepfool", "DeepFool"),
-    "lbfgs": ("foolkit.attacks.lbfgs", "LBFGS"),
-    "sparsefool": ("foolkit.attacks.sparsefool", "SparseFool"),
-    "onepixel": ("foolkit.attacks.onepixel", "OnePixel"),
-}
-
 
 # --------------------------------------------------------------------------- image input
 def _fmt_size(wh) -> str:
@@ -120,23 +110,6 @@ def _model_and_card(model, checkpoint=None, device="cpu", size=None):
     return net, model, int(size or c.input_size), c.dataset
 
 
-def _attack_class(name: str):
-    try:
-        from .attacks import registry
-    except ImportError:  # pragma: no cover - the registry is part of foolkit
-        import importlib
-
-        key = str(name).lower()
-        if key not in _FALLBACK_ATTACKS:
-            raise ValueError(f"unknown attack {name!r}; known: {', '.join(_FALLBACK_ATTACKS)}") from None
-        module, cls = _FALLBACK_ATTACKS[key]
-        try:
-            return getattr(importlib.import_module(module), cls), None
-        except (ImportError, AttributeError):
-            raise ValueError(f"attack {name!r} is not available in this installation") from None
-    return registry.get(name), registry
-
-
 def make_attack(attack, params: dict | None = None) -> Attack:
     """An attack instance from an instance (params must be empty), a class or a registry name.
 
@@ -151,14 +124,15 @@ def make_attack(attack, params: dict | None = None) -> Attack:
         return attack(**params)
     if not isinstance(attack, str):
         raise ValueError(f"attack must be a name, an Attack class or instance, got {type(attack).__name__}")
-    cls, registry = _attack_class(attack)
-    if registry is not None:
-        known = {p.name: p for p in registry.parameters(cls)}
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise ValueError(f"{attack} has no parameter {', '.join(unknown)} (its parameters: "
-                             f"{', '.join(known) or 'none'})")
-        params = {k: registry.convert(known[k], v) if isinstance(v, str) else v for k, v in params.items()}
+    from .attacks import registry
+
+    cls = registry.get(attack)
+    known = {p.name: p for p in registry.parameters(cls)}
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ValueError(f"{attack} has no parameter {', '.join(unknown)} (its parameters: "
+                         f"{', '.join(known) or 'none'})")
+    params = {k: registry.convert(known[k], v) if isinstance(v, str) else v for k, v in params.items()}
     return cls(**params)
 
 
@@ -276,207 +250,5 @@ def attack_image(path: str | os.PathLike, model: str | nn.Module = DEFAULT_IMAGE
     return result, fig
 
 
-# --------------------------------------------------------------------------- the command
-def _arg(args, name, default=None):
-    value = getattr(args, name, default)
-    return default if value is None else value
-
-
-def _attack_params(args) -> dict:
-    params = {k[len(PARAM_PREFIX):]: v for k, v in vars(args).items() if k.startswith(PARAM_PREFIX)}
-    extra = getattr(args, "params", None)
-    if isinstance(extra, dict):
-        params.update(extra)
-    return params
-
-
-def _out_paths(args, stem: str, attack_name: str) -> tuple[Path, Path]:
-    out = getattr(args, "out", None)
-    out = Path(out) if out else Path(f"{stem}-{attack_name}.png")
-    supported = ("png", "pdf", "svg", "jpg", "jpeg", "webp", "tif", "tiff", "eps", "ps")
-    if out.suffix.lower().lstrip(".") not in supported:
-        raise ValueError(f"--out {out}: the figure needs an image file name ending in .png, .pdf or .svg "
-                         f"(got {out.suffix or 'no extension'})")
-    if out.exists() and out.is_dir():
-        raise ValueError(f"--out {out} is a directory; give a file name such as {out / 'result.png'}")
-    return out, out.with_name(out.stem + "-adv.png")
-
-
-def save_png(x: torch.Tensor, path: str | os.PathLike) -> None:
-    """Write ``[1,3,H,W]`` or ``[3,H,W]`` in [0,1] as a lossless 8-bit RGB PNG (rounded to levels)."""
-    from PIL import Image
-
-    img = x[0] if x.ndim == 4 else x
-    arr = torch.round(img.detach().to("cpu", torch.float64).clamp(0, 1) * 255).to(torch.uint8)
-    Image.fromarray(arr.permute(1, 2, 0).numpy(), "RGB").save(path, format="PNG", optimize=False)
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.4g}"
-
-
-def norms_report(r: torch.Tensor) -> list[str]:
-    """Lines on a perturbation ``[C,H,W]``: L0 (pixels, entries), L2, L-inf in [0,1] and 0-255 units."""
-    pix = int((r != 0).any(0).sum())
-    total = r.shape[-1] * r.shape[-2]
-    entries = int((r != 0).sum())
-    l2 = float(r.flatten().norm(2))
-    linf = float(r.abs().max()) if r.numel() else 0.0
-    return [f"  L0:  {pix} of {total} pixels changed ({100 * pix / total:.2f}%), {entries} of {r.numel()} values",
-            f"  L2:  {_fmt(l2)} in [0,1] units = {_fmt(255 * l2)} in 0-255 levels",
-            f"  L∞:  {_fmt(linf)} in [0,1] units = {_fmt(255 * linf)} in 0-255 levels"]
-
-
-def run_image_command(args) -> int:
-    """``foolkit attack --image PATH`` / ``--cifar-index N``: attack one image, print, save figure and PNG.
-
-    Reads from ``args`` (missing attributes take the defaults):
-        image (path or None), cifar_index (int or None) -- exactly one of them;
-        model (None: imagenet/efficientnet-lite0 for --image, cifar10/resnet20 for --cifar-index;
-        with --perturbation: the model in the file's card); checkpoint (None);
-        attack ("deepfool"); attack parameters as ``param__<name>`` text (e.g. ``param__norm="inf"``);
-        target (None, a class index or name); out (None: ``<image>-<attack>.png``);
-        perturbation (None, or a file of ``foolkit fit-universal``); data (CIFAR-10 root, None).
-
-    Returns 0; user errors raise ``ValueError`` / ``DataError`` / ``ModelError`` (one line).
-    """
-    from .data.cifar10 import load as load_cifar
-    from .models import registry
-    from .visualize import show
-
-    image = getattr(args, "image", None)
-    cifar_index = getattr(args, "cifar_index", None)
-    if image is not None and cifar_index is not None:
-        raise ValueError("give either --image PATH or --cifar-index N, not both")
-    if image is None and cifar_index is None:
-        raise ValueError("give an image: --image PATH or --cifar-index N (a bundled CIFAR-10 test image)")
-    universal = None
-    perturbation = getattr(args, "perturbation", None)
-    if perturbation is not None:
-        from .universal_io import load_universal
-        universal = load_universal(perturbation)
-        if _attack_params(args):
-            raise ValueError("--perturbation applies a saved universal perturbation; attack parameters "
-                             f"({', '.join(sorted(_attack_params(args)))}) do not apply to it")
-        if getattr(args, "target", None) is not None:
-            raise ValueError("--perturbation: a universal perturbation is untargeted; drop --target")
-    model_name = getattr(args, "model", None)
-    if model_name is None:
-        if universal is not None and universal.model:
-            model_name = universal.model
-        else:
-            model_name = DEFAULT_CIFAR_MODEL if cifar_index is not None else DEFAULT_IMAGE_MODEL
-    c = registry.card(model_name)  # unknown names fail before any file is read
-    size = int(c.input_size)
-    names = _class_names(None, c.dataset)
-
-    true_label = None
-    if cifar_index is not None:
-        if c.dataset != "cifar10":
-            raise ValueError(f"--cifar-index needs a CIFAR-10 model; {model_name} is a {c.dataset} model")
-        if isinstance(cifar_index, bool) or not isinstance(cifar_index, (int, np.integer)):
-            try:
-                cifar_index = int(cifar_index)
-            except (TypeError, ValueError):
-                raise ValueError(f"--cifar-index must be an integer, got {cifar_index!r}") from None
-        if cifar_index < 0:
-            raise ValueError(f"--cifar-index must be >= 0, got {cifar_index}")
-        xs, ys = load_cifar("cifar10", "test", root=getattr(args, "data", None))
-        if cifar_index >= len(xs):
-            raise ValueError(f"--cifar-index {cifar_index} is out of range: the test images are 0..{len(xs) - 1}")
-        x, true_label = xs[cifar_index:cifar_index + 1].clone(), int(ys[cifar_index])
-        del xs, ys
-        stem = f"cifar10-{cifar_index}"
-        info = {"path": f"cifar10 test #{cifar_index}", "mode": "RGB", "original_size": (32, 32),
-                "resized_size": (32, 32), "crop_box": (0, 0, 32, 32),
-                "description": f"CIFAR-10 test image #{cifar_index} (32x32, true class {names[true_label]}), used as is"}
-    else:
-        x, info = load_for_model(image, size)
-        stem = Path(image).stem
-
-    if universal is not None:
-        attack_name = "universal"
-        atk = None
-    else:
-        atk = make_attack(_arg(args, "attack", DEFAULT_ATTACK), _attack_params(args))
-        attack_name = str(_arg(args, "attack", DEFAULT_ATTACK)).lower() if isinstance(
-            _arg(args, "attack", DEFAULT_ATTACK), str) else type(atk).__name__.lower()
-    out, adv_path = _out_paths(args, stem, attack_name)
-
-    net = registry.load(model_name, checkpoint=getattr(args, "checkpoint", None))
-    with torch.no_grad():
-        num_classes = net(x).shape[1]
-    tgt = resolve_target(getattr(args, "target", None), names, num_classes)
-
-    def label(k: int) -> str:
-        k = int(k)
-        return f"{names[k]} (class {k})" if names and 0 <= k < len(names) else f"class {k}"
-
-    print(f"image: {info['description']}")
-    if universal is not None:
-        print(f"perturbation: {perturbation}: {universal.describe()}")
-        if universal.model and universal.model != model_name:
-            print(f"note: fitted on {universal.model}, applied to {model_name} (transfer)")
-        result = apply_perturbation(net, x, universal.perturbation, name="UniversalPerturbation",
-                                    params={"norm": universal.card.get("norm"), "xi": universal.card.get("xi")})
-        print(f"model: {model_name}, universal perturbation from {perturbation}")
-    else:
-        print(f"model: {model_name}, attack: {atk!r}" + (f", target: {label(tgt)}" if tgt is not None else ""))
-        result = atk(net, x, target=tgt)
-    result.extra["image"] = info
-    result.extra["model"] = model_name
-
-    clean_k, adv_k = int(result.clean_label[0]), int(result.adv_label[0])
-    truth = ""
-    if true_label is not None:
-        truth = "  [correct]" if clean_k == true_label else f"  [wrong: the true class is {names[true_label]}]"
-    print(f"original:    {label(clean_k)}, confidence {100 * float(result.clean_confidence[0]):.2f}%{truth}")
-    if not bool(result.attacked[0]):
-        print(f"adversarial: not attacked: the image is already classified as the target {label(tgt)}")
-    else:
-        verdict = "fooled" if bool(result.success[0]) else (
-            "NOT fooled (the perturbation does not fool this image)" if universal is not None else
-            "NOT fooled (the attack failed)" if tgt is None else "NOT fooled (target not reached)")
-        print(f"adversarial: {label(adv_k)}, confidence {100 * float(result.adv_confidence[0]):.2f}%  -> {verdict}")
-    if universal is not None:
-        print("iterations:  none (a saved universal perturbation, added as it is)")
-    else:
-        print(f"iterations:  {int(result.iterations[0])}   ({result.seconds:.2f}s)")
-    r = (result.x_adv - result.x)[0]
-    print("perturbation:")
-    for line in norms_report(r):
-        print(line)
-
-    fig = show(result, 0, names, subtitle=f"{model_name}: {info['description']}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100, bbox_inches="tight")
-    save_png(result.x_adv, adv_path)
-    print(f"figure:      {out}")
-
-    # Read the saved PNG back as a file: what anyone using the image would feed the model.
-    from .data.images import load_image_with_info
-
-    x_back, _ = load_image_with_info(adv_path, None)
-    q_label, q_probs = predict(net, x_back)
-    q_k, q_p = int(q_label[0]), float(q_probs[0, q_label[0]])
-    label_attacked = int(result.label[0])
-    fools = (q_k != label_attacked) if tgt is None else (q_k == tgt)
-    result.extra["png"] = {"path": str(adv_path), "label": q_k, "confidence": q_p, "fools": bool(fools)}
-    read_back = f"read back as {label(q_k)}, confidence {100 * q_p:.2f}%"
-    if not bool(result.attacked[0]):
-        print(f"adversarial image: {adv_path} (lossless 8-bit PNG; {read_back})")
-    elif fools and bool(result.success[0]):
-        print(f"adversarial image: {adv_path} (lossless 8-bit PNG): {read_back} -> still fools the model")
-    elif fools:
-        print(f"adversarial image: {adv_path} (lossless 8-bit PNG): {read_back} -> fools the model "
-              f"(although the float image did not)")
-    elif bool(result.success[0]):
-        print(f"adversarial image: {adv_path} (lossless 8-bit PNG): {read_back} -> quantisation to 8 bits "
-              f"broke the attack (the float image fooled the model, the PNG does not)")
-    else:
-        print(f"adversarial image: {adv_path} (lossless 8-bit PNG): {read_back} -> does not fool the model")
-    return 0
-
-
 __all__ = ["apply_perturbation", "attack_image", "describe_crop", "load_for_model", "make_attack",
-           "norms_report", "resolve_target", "run_image_command", "save_png"]
+           "resolve_target"]

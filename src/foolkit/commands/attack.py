@@ -108,7 +108,7 @@ def run(args) -> int:
     from ..models.registry import card
 
     if args.image is not None or args.cifar_index is not None:
-        from ..single_image import run_image_command
+        from .image_attack import run_image_command
         return run_image_command(args)
     if args.model is None or args.attack is None:
         raise ValueError("--model and --attack are required (or --image PATH / --cifar-index N for one image)")

@@ -2,7 +2,8 @@
 from .clean import ConfusionReport, clean_accuracy
 
 __all__ = ["ConfusionReport", "clean_accuracy"]
-from .runner import Run, evaluate, runs_in  # noqa: E402
+from .run import Run, runs_in  # noqa: E402
+from .runner import evaluate  # noqa: E402
 from .store import Store, StoreError  # noqa: E402
 from .verify import quantize_8bit, verify_result  # noqa: E402
 

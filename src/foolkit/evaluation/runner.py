@@ -22,7 +22,6 @@ How it works:
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -38,6 +37,7 @@ from torch import nn
 from .. import metrics as _metrics
 from ..attacks.base import Attack, AttackResult
 from . import store as _store
+from .run import Run, runs_in  # noqa: F401  (runs_in re-exported for old imports)
 from .verify import verify_result
 
 DEFAULT_BATCH_SIZE = 100
@@ -225,76 +225,6 @@ def _records(result: AttackResult, checks: dict, idx: list[int], mean, batch_sta
     return rows, blobs, run_level
 
 
-# --- the run ------------------------------------------------------------------------------
-class Run:
-    """A run in a store: its identity, configuration, per-sample records and metrics."""
-
-    def __init__(self, store: str | os.PathLike | _store.Store, run_id: str):
-        self._store_obj = store if isinstance(store, _store.Store) else None
-        self.path = store.path if isinstance(store, _store.Store) else str(store)
-        with self._open() as s:
-            info = s.run(run_id)
-        self.run_id = info["run_id"]
-        self.config = info["config"]
-        self.title = info["title"]
-        self.n_total = info["n_total"]
-
-    def _open(self):
-        if self._store_obj is not None:  # an in-memory or caller-owned store stays open
-            return contextlib.nullcontext(self._store_obj)
-        return _store.Store(self.path, readonly=True)
-
-    @property
-    def complete(self) -> bool:
-        with self._open() as s:
-            return s.run(self.run_id)["n_done"] >= self.n_total
-
-    def records(self) -> list[dict]:
-        with self._open() as s:
-            return s.samples(self.run_id)
-
-    def samples(self, as_frame: bool | None = None):
-        """Per-sample records (list of dicts); a pandas DataFrame if pandas is installed
-        (``as_frame=None``) or ``as_frame=True``."""
-        rows = self.records()
-        if as_frame is False:
-            return rows
-        try:
-            import pandas as pd
-        except ImportError:
-            if as_frame:
-                raise
-            return rows
-        return pd.DataFrame(rows)
-
-    def metrics(self) -> dict:
-        """The thesis's metrics from the stored records (:func:`foolkit.metrics.compute`)."""
-        return _metrics.compute(self.records())
-
-    def images(self, indices=None) -> dict[int, dict]:
-        """idx -> {"x", "x_adv" (x + exact r), "x_adv_8bit", "perturbation", "extra"} as numpy."""
-        with self._open() as s:
-            raw = s.blobs(self.run_id, indices)
-        out = {}
-        for i, b in raw.items():
-            x = b["image"]
-            r = b["perturbation"] if b["perturbation"] is not None else np.zeros_like(x)
-            out[i] = {"x": x, "perturbation": r, "x_adv": x + r,
-                      "x_adv_8bit": b["adv"] if b["adv"] is not None else x, "extra": b["extra"] or {}}
-        return out
-
-    def artifact(self, key: str):
-        with self._open() as s:
-            blob = s.artifact(self.run_id, key)
-        return None if blob is None else _store.decode(blob)
-
-    def table(self) -> str:
-        return _metrics.format_table([(self.title, self.metrics())])
-
-    def __repr__(self) -> str:
-        return f"Run({self.run_id}, {self.title!r}, {self.path})"
-
-
 def _short_params(attack: Attack) -> str:
     """`` norm=2 overshoot=0.01``: the parameters that differ from the defaults (norm always)."""
     import inspect
@@ -453,10 +383,3 @@ def _evaluate(st, owns, model, attack, data, *, batch_size, seed, checkpoint, ta
         if bar is not None:
             bar.close()
     return Run(st.path if owns else st, run_id)
-
-
-def runs_in(path: str | os.PathLike) -> list[Run]:
-    """Every run stored in a file."""
-    with _store.Store(path, readonly=True) as s:
-        ids = [r["run_id"] for r in s.runs()]
-    return [Run(path, i) for i in ids]

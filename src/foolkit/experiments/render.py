@@ -124,7 +124,7 @@ def _classes(run) -> list | None:
 
 
 def _image_rows(points, store, per_point: int, max_rows: int = 8) -> list[dict]:
-    from ..evaluation.runner import Run
+    from ..evaluation.run import Run
     rows = []
     for p in points:
         run = Run(store, p["run_id"])
@@ -168,7 +168,7 @@ def _image_grid(rows, path) -> str:
 
 
 def _traces(show, points, store, path) -> str:
-    from ..evaluation.runner import Run
+    from ..evaluation.run import Run
     fig = _fig(6, 3)
     ax = fig.add_subplot(1, 1, 1)
     for p in points:
