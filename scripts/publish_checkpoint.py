@@ -39,6 +39,7 @@ def main():
     ap.add_argument("train_dir")
     ap.add_argument("--data", required=True)
     ap.add_argument("--recipe", default="")
+    ap.add_argument("--time-note", default="", help="how the training time was measured (threads, other load)")
     args = ap.parse_args()
     train_dir = Path(args.train_dir)
     run = json.loads((train_dir / "history.json").read_text())
@@ -56,6 +57,8 @@ def main():
     xb, yb = _to_tensors(*read_bundled())
     bundled = clean_accuracy(model, xb, yb, fk.data.CIFAR10_CLASSES)
     cfg, hist = run["config"], run["history"]
+    for stale in ("test_accuracy_note", "status"):  # notes about an earlier checkpoint
+        card.pop(stale, None)
     card.update({
         "num_params": sum(p.numel() for p in model.parameters()),
         "checkpoint": file_name,
@@ -67,7 +70,7 @@ def main():
         "training": {
             "recipe": args.recipe or (
                 f"{cfg['epochs']} epochs, batch {cfg['batch_size']}, SGD Nesterov momentum 0.9, OneCycle max lr "
-                f"{cfg['max_lr']} (25% warm-up), weight decay {cfg['weight_decay']} (not on BN/bias), label smoothing "
+                f"{cfg['max_lr']} ({round(100 * cfg.get('pct_start', 0.25))}% warm-up), weight decay {cfg['weight_decay']} (not on BN/bias), label smoothing "
                 f"{cfg['label_smoothing']}, per-image random crop (pad 4) + horizontal flip, "
                 f"{'bfloat16 autocast + channels_last' if cfg['bf16'] else 'float32'}, seed {cfg['seed']}"),
             "data": "the 50,000 training images of the CIFAR-10 JPEG export (../shared/datasets/cifar10-jpeg/train)",
@@ -75,6 +78,7 @@ def main():
             "seconds": round(sum(h["seconds"] for h in hist)),
             "command": f"foolkit train {args.name} --data PATH --epochs {cfg['epochs']} --batch-size {cfg['batch_size']} "
                        f"--max-lr {cfg['max_lr']} --seed {cfg['seed']}{' --bf16' if cfg['bf16'] else ''} --out DIR",
+            **({"wall_time_note": args.time_note} if args.time_note else {}),
         },
         "measured_on": f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "measured_date": date.today().isoformat(),
