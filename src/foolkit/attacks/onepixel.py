@@ -88,6 +88,7 @@ class OnePixel(Attack):
         dim = self.pixels * per
         budget = 2 ** 18 if device.type == "cpu" else 2 ** 24  # CPU caches favour small batches
         chunk = self.forward_batch or max(1, budget // (c * h * w))
+        cpu = device.type == "cpu"
         wanted = label if target is None else target
         gen = torch.Generator(device=device).manual_seed(self.seed)
         lower = torch.zeros(dim, dtype=torch.float64, device=device)
@@ -100,6 +101,8 @@ class OnePixel(Attack):
             out = []
             for s in range(0, b * p, chunk):
                 imgs = apply(xs[owner[s:s + chunk]], genes[s:s + chunk])
+                if cpu:  # oneDNN convolutions run 10-30% faster on NHWC batches; same values to ~1e-6
+                    imgs = imgs.contiguous(memory_format=torch.channels_last)
                 with torch.no_grad():
                     prob = _wide(model(imgs)).softmax(1)
                 out.append(prob.gather(1, want[owner[s:s + chunk], None]).squeeze(1))
