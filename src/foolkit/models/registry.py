@@ -169,4 +169,13 @@ register("cifar10/densenet169", "cifar10-densenet169.json")(densenet169)
 register("cifar10/mobilenet_v2", "cifar10-mobilenet_v2.json")(mobilenet_v2)
 register("cifar10/inception_v3", "cifar10-inception_v3.json")(inception_v3)
 
+# Compact members of the three other families, trained here and shipped
+from .architectures.densenet_cifar import densenet_bc40  # noqa: E402
+from .architectures.inception_small_cifar import inception_small_050  # noqa: E402
+from .architectures.mobilenetv2_cifar import mobilenet_v2_050  # noqa: E402
+
+register("cifar10/densenet_bc40", "cifar10-densenet_bc40.json")(densenet_bc40)
+register("cifar10/mobilenet_v2_050", "cifar10-mobilenet_v2_050.json")(mobilenet_v2_050)
+register("cifar10/inception_small_050", "cifar10-inception_small_050.json")(inception_small_050)
+
 from . import imagenet  # noqa: E402,F401  -- registers imagenet/efficientnet-lite0..2

@@ -46,14 +46,14 @@ class DenseNetCifar(nn.Module):
     """Raw network: takes *normalised* 32x32 images, returns logits [N, num_classes]."""
 
     def __init__(self, growth_rate: int = 32, block_config: tuple[int, ...] = (6, 12, 32, 32),
-                 num_init_features: int = 64, bn_size: int = 4, num_classes: int = 10):
+                 num_init_features: int = 64, bn_size: int = 4, num_classes: int = 10,
+                 stem_pool: bool = True):
         super().__init__()
-        self.features = nn.Sequential(OrderedDict([
-            ("conv0", nn.Conv2d(3, num_init_features, 3, 1, 1, bias=False)),  # ImageNet: 7x7/2
-            ("norm0", nn.BatchNorm2d(num_init_features)),
-            ("relu0", nn.ReLU(inplace=True)),
-            ("pool0", nn.MaxPool2d(3, 2, 1)),
-        ]))
+        stem = [("conv0", nn.Conv2d(3, num_init_features, 3, 1, 1, bias=False))]  # ImageNet: 7x7/2
+        if stem_pool:  # the huyvnphan DenseNets keep the ImageNet stem's BN-ReLU-maxpool
+            stem += [("norm0", nn.BatchNorm2d(num_init_features)), ("relu0", nn.ReLU(inplace=True)),
+                     ("pool0", nn.MaxPool2d(3, 2, 1))]
+        self.features = nn.Sequential(OrderedDict(stem))
         channels = num_init_features
         for i, n_layers in enumerate(block_config):
             block = nn.Sequential(OrderedDict(
@@ -80,3 +80,10 @@ class DenseNetCifar(nn.Module):
 
 def densenet169(num_classes: int = 10) -> DenseNetCifar:
     return DenseNetCifar(32, (6, 12, 32, 32), 64, num_classes=num_classes)
+
+
+def densenet_bc40(num_classes: int = 10) -> DenseNetCifar:
+    """DenseNet-BC with L = 40, k = 12 as in the paper's CIFAR experiments: a bare 3x3 stem
+    convolution to 2k channels (no pooling), three dense blocks of 6 bottleneck layers at
+    32x32, 16x16 and 8x8, compression 0.5. About 0.18 M parameters."""
+    return DenseNetCifar(12, (6, 6, 6), 24, num_classes=num_classes, stem_pool=False)
