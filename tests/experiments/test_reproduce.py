@@ -14,12 +14,21 @@ from foolkit.experiments.verdicts import check_claim, our_value
 
 
 # ------------------------------------------------------------------------------ models
-def test_default_models_are_one_stand_in_and_the_imagenet_model():
+def test_default_models_are_the_compact_family_members_and_the_imagenet_model():
     mm = parse_models(None)
-    assert {c.name for c in mm.columns.values()} == {"cifar10/resnet20"}
-    assert set(mm.columns) == {"ResNet-50", "DenseNet-169", "MobileNetV2", "InceptionV3"}
-    assert mm.dedicated == set()
+    assert {t: c.name for t, c in mm.columns.items()} == {
+        "ResNet-50": "cifar10/resnet20", "DenseNet-169": "cifar10/densenet_bc40",
+        "MobileNetV2": "cifar10/mobilenet_v2_050", "InceptionV3": "cifar10/inception_small_050"}
+    assert mm.dedicated == set(mm.columns)
+    assert {kind for _, _, kind in mm.describe()[:4]} == {"compact member of the family, trained by foolkit"}
     assert mm.imagenet.name == "imagenet/efficientnet-lite0"
+
+
+def test_one_model_stands_in_for_every_column():
+    mm = parse_models(["cifar10/resnet20"])
+    assert {c.name for c in mm.columns.values()} == {"cifar10/resnet20"}
+    assert mm.dedicated == set() and mm.imagenet is None
+    assert mm.describe()[0][2] == "stand-in (another family)"
 
 
 def test_thesis_models_map_to_their_columns_and_the_rest_to_the_stand_in():

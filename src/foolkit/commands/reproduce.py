@@ -23,8 +23,9 @@ def add_arguments(p) -> None:
                    help="comma-separated experiment, table or figure ids (e.g. table-12.3,figure-12.2)")
     p.add_argument("--models", action="append", metavar="MODELS",
                    help="comma-separated models, NAME[=CHECKPOINT] or THESIS:NAME[=CHECKPOINT] "
-                        "(THESIS one of ResNet-50, DenseNet-169, MobileNetV2, InceptionV3); default "
-                        "cifar10/resnet20 (stand-in for every thesis model) and imagenet/efficientnet-lite0")
+                        "(THESIS one of ResNet-50, DenseNet-169, MobileNetV2, InceptionV3); default: "
+                        "the compact member of each family that foolkit ships (cifar10/resnet20, densenet_bc40, "
+                        "mobilenet_v2_050, inception_small_050) and imagenet/efficientnet-lite0")
     p.add_argument("--checkpoint", action="append", metavar="NAME=PATH",
                    help="state_dict file for a model named in --models (repeatable)")
     p.add_argument("--data", default=None, help="CIFAR-10 folder (default $FOOLKIT_DATA, else the 1,000 bundled "

@@ -278,9 +278,12 @@ def build(results: dict, store: str, out: Path) -> list[tuple]:
                             f"{results.get('seconds', 0):.0f} s. Claims: {counts['holds']} hold, "
                             f"{counts['does not hold']} do not hold, {counts['not checkable']} not checkable."),
                       ("h2", "Models"),
-                      ("p", "Each thesis column is played by one of our models. A stand-in plays several columns, "
-                            "so claims comparing models are not checkable with one model; pass the original "
-                            "checkpoints with --models cifar10/resnet50=PATH,... to check them."),
+                      ("p", "Each thesis column is played by one of our models: by default the compact member "
+                            "of the same family that foolkit trains and ships (smaller and less accurate than "
+                            "the thesis's networks, so absolute numbers differ; the claims compare trends and "
+                            "rankings). A stand-in from another family may play several columns, and claims "
+                            "comparing models are then not checkable. Pass the original checkpoints with "
+                            "--models cifar10/resnet50=PATH,... to run the thesis's own networks."),
                       ("table", ["thesis", "ours", "kind"], results.get("models", [])),
                       ("h2", "Tolerances"),
                       ("p", ("Quick mode (small samples): " + QUICK_TOLERANCES) if quick else

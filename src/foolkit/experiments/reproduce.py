@@ -10,8 +10,10 @@ batches are skipped). ``<out>/results.json`` holds the points (one per model x g
 Models: each thesis column (ResNet-50, DenseNet-169, MobileNetV2, InceptionV3) is mapped to one
 of the given CIFAR-10 models: a thesis architecture given by its registry name maps to itself
 (``cifar10/resnet50=PATH``), ``THESIS:name[=PATH]`` maps explicitly, and every column left over
-is played by the first other model (default ``cifar10/resnet20``, a *stand-in*). The hi-res
-figures use ``imagenet/efficientnet-lite0``.
+is played by the first other model (a *stand-in*). By default each column is played by the
+compact member of its family that foolkit ships (``specs.COMPACT_MODELS``: ResNet-20,
+DenseNet-BC-40, MobileNetV2 x0.5, small Inception x0.5). The hi-res figures use
+``imagenet/efficientnet-lite0``.
 """
 from __future__ import annotations
 
@@ -28,24 +30,28 @@ from typing import Any
 import torch
 
 from . import EXPERIMENTS, MODELS, Experiment, thesis_name, thesis_xi
-from .specs import IMAGENET_MODEL
+from .specs import COMPACT_MODELS, IMAGENET_MODEL
 from .verdicts import derive, derive_pairs, transfer
 
-DEFAULT_MODELS = ("cifar10/resnet20", IMAGENET_MODEL)
+DEFAULT_MODELS = (*(f"{thesis}:{name}" for thesis, name in COMPACT_MODELS.items()), IMAGENET_MODEL)
 PHOTOS_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "natural-images"
 
 # Quick mode: the specs' quick image counts, further cut here (and smaller grids / DE budgets)
-# so that the whole --quick run stays within ~10 minutes on 2 CPU cores. Keys: "n" (images or
-# fit set), "eval_n", "n_grid", "grid" (one dict per run), "params" (overrides).
+# so that the whole --quick run on the four default models stays within ~10 minutes on 2 CPU
+# cores. Keys: "n" (images or fit set), "eval_n", "n_grid", "grid" (one dict per run),
+# "params" (overrides). The experiments over all four models get the smallest samples.
 _OP = {"params": {"onepixel": {"population": 100, "generations": 100}}}
 QUICK: dict[str, dict] = {
-    "fgsm-eps": {"grid": [{"eps": (0.0, 0.01, 0.02, 0.05, 0.1, 0.3)}]}, "fgsm-clip": {"n": 500},
+    "fgsm-eps": {"n": 300, "grid": [{"eps": (0.0, 0.01, 0.02, 0.05, 0.1, 0.3)}]}, "fgsm-clip": {"n": 500},
+    "deepfool-l2": {"n": 250}, "deepfool-clip": {"n": 250}, "deepfool-linf": {"n": 250},
     "sparsefool-lambda": {"n": 40, "grid": [{"lambda_": (1.0, 2.0, 3.0, 5.0)}]},
-    "sparsefool": {"n": 200},
+    "sparsefool": {"n": 100},
     "sparsefool-delta": {"n": 25, "grid": [{"delta": (10, 30, 100, 200, 255)}]},
+    "onepixel": {"n": 10},
     "onepixel-trace": _OP, "onepixel-targeted": _OP, "onepixel-pixels": _OP,
     "onepixel-hires": {"params": {"onepixel": {"population": 20, "generations": 10}}},
-    "universal-l2": {"n": 100}, "universal-linf": {"n": 100}, "universal-transfer": {"n": 100},
+    "universal-l2": {"n": 60, "eval_n": 300}, "universal-linf": {"n": 60, "eval_n": 300},
+    "universal-transfer": {"n": 60, "eval_n": 300},
     "universal-xi": {"n": 50, "grid": [{"xi": tuple(thesis_xi(v) for v in (4, 10, 20))},
                                        {"xi": tuple(thesis_xi(v) for v in (0.2, 0.5, 1.0))}]},
     "universal-set-size": {"n_grid": (25, 50, 100), "eval_n": 1000},
@@ -81,8 +87,17 @@ class ModelMap:
             return self.imagenet
         return self.columns.get(thesis_name(registry_name))
 
+    def kind(self, thesis: str, choice: Choice) -> str:
+        if thesis not in self.dedicated:
+            return "stand-in (another family)"
+        if choice.name == MODELS[thesis]:
+            return "the thesis's architecture" + (" (given checkpoint)" if choice.checkpoint else "")
+        if choice.name == COMPACT_MODELS[thesis]:
+            return "compact member of the family, trained by foolkit"
+        return "own model"
+
     def describe(self) -> list[tuple[str, str, str]]:
-        rows = [(t, c.label, "own model" if t in self.dedicated else "stand-in") for t, c in self.columns.items()]
+        rows = [(t, c.label, self.kind(t, c)) for t, c in self.columns.items()]
         rows.append(("ImageNet models (hi-res figures)", self.imagenet.label if self.imagenet else "none",
                      "stand-in for the thesis's four ImageNet models" if self.imagenet else "hi-res figures not run"))
         return rows

@@ -93,6 +93,14 @@ MODELS = {
     "InceptionV3": "cifar10/inception_v3",
 }
 CIFAR_MODELS = tuple(MODELS.values())
+# The compact member of each family that foolkit trains and ships: the default players of the
+# thesis's four columns (``foolkit reproduce`` without --models).
+COMPACT_MODELS = {
+    "ResNet-50": "cifar10/resnet20",
+    "DenseNet-169": "cifar10/densenet_bc40",
+    "MobileNetV2": "cifar10/mobilenet_v2_050",
+    "InceptionV3": "cifar10/inception_small_050",
+}
 IMAGENET_MODEL = "imagenet/efficientnet-lite0"
 
 THESIS_MEAN = (0.4914, 0.4822, 0.4465)
