@@ -60,3 +60,28 @@ def test_resume_with_other_epochs_needs_reschedule(tmp_path):
         train(TrainConfig(epochs=1, batch_size=50), tmp_path / "data", tmp_path / "other", progress=False)
     saved = json.loads((tmp_path / "out" / "history.json").read_text())
     assert saved["reschedules"] == [{"at_epoch": 1, "from_epochs": 2, "to_epochs": 3}]
+
+
+def test_swa_phase_writes_the_average_with_fresh_batchnorm_statistics(tmp_path):
+    tiny_folder(tmp_path / "data")
+    first = tmp_path / "first"
+    train(TrainConfig(epochs=2, batch_size=8), tmp_path / "data", first, progress=False)
+    cfg = dict(epochs=3, batch_size=8, seed=2, swa_lr=0.01, init_from=str(first / "weights.pt"))
+    # interrupted after the first epoch, then resumed: the running sum must survive in last.pt
+    train(TrainConfig(**cfg, max_steps=4), tmp_path / "data", tmp_path / "swa", progress=False)
+    done = train(TrainConfig(**cfg), tmp_path / "data", tmp_path / "swa", progress=False)
+    assert [h["swa_models"] for h in done["history"]] == [1, 2, 3]
+    assert {h["lr"] for h in done["history"]} == {0.01}  # constant, no OneCycle
+    state = torch.load(tmp_path / "swa" / "last.pt", weights_only=True)
+    averaged = torch.load(tmp_path / "swa" / "weights.pt", weights_only=True)
+    assert state["swa_count"] == 3
+    for k, total in state["swa_sum"].items():
+        if "running_" in k:
+            continue  # recomputed on the training images, not averaged
+        torch.testing.assert_close(averaged[k], (total / 3).float())
+    # the last epoch-end weights differ from the average: training went on from them, not from it
+    assert any(not torch.equal(state["model"][k], averaged[k]) for k in averaged if "weight" in k)
+    # the BatchNorm statistics were recomputed for the averaged weights (not the last weights' ones)
+    key = next(k for k in averaged if k.endswith("running_mean"))
+    assert not torch.equal(averaged[key], state["model"][key])
+    fk.models.build("cifar10/resnet20").net.load_state_dict(averaged, strict=True)

@@ -5,6 +5,11 @@ random crops (4-pixel zero padding) and horizontal flips. Optional bfloat16 auto
 CPUs that support it (about 3x faster on AVX512-BF16 here; BatchNorm statistics and the
 weights stay float32).
 
+With ``swa_lr`` the run is a stochastic weight averaging phase (Izmailov et al. 2018),
+usually after ``init_from``: a constant learning rate, the weights averaged at the end of
+every epoch, and the BatchNorm statistics of the average recomputed on the training images;
+``weights.pt`` and the logged test accuracy are then those of the average.
+
 The training state (weights, optimizer, scheduler, epoch, history) is written atomically to
 ``<out>/last.pt`` after every epoch; rerunning the same command resumes from it. Shuffling
 and augmentation are seeded per epoch from ``seed``, so a resumed run follows the same
@@ -41,6 +46,7 @@ class TrainConfig:
     reschedule: bool = False  # resume under a different --epochs: rebuild the schedule, fast-forwarded
     init_from: str | None = None  # start from these network weights (a second, fine-tuning phase)
     pct_start: float = 0.25  # OneCycle warm-up fraction
+    swa_lr: float | None = None  # stochastic weight averaging: constant lr, weights averaged every epoch
 
 
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -65,6 +71,32 @@ def evaluate_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
     for i in range(0, len(x), batch_size):
         correct += (model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum().item()
     return correct / len(x)
+
+
+@torch.no_grad()
+def _swa_weights(model, net_sd: dict, swa_sum: dict, swa_count: int, xtr_u8: torch.Tensor,
+                 config: TrainConfig, batch_size: int = 500) -> dict:
+    """Load the average of the epoch-end weights into ``model.net``, recompute its BatchNorm
+    running statistics on the (unaugmented) training images, and return its state_dict."""
+    net = model.net
+    avg = {k: (swa_sum[k] / swa_count).to(v.dtype) if k in swa_sum else v for k, v in net_sd.items()}
+    net.load_state_dict(avg)
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over all batches
+    model.train()
+    for i in range(0, len(xtr_u8), batch_size):
+        xb = xtr_u8[i:i + batch_size].float().div_(255)
+        if config.bf16:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            model(xb)
+    for bn, momentum in zip(bns, momenta):
+        bn.momentum = momentum
+    model.eval()
+    return {k: v.detach().clone(memory_format=torch.contiguous_format) for k, v in net.state_dict().items()}
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -112,9 +144,16 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
     optimizer = torch.optim.SGD(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.max_lr, momentum=0.9, nesterov=True)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.max_lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-        pct_start=config.pct_start, div_factor=20, final_div_factor=200)
+    if config.swa_lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] = config.swa_lr
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    else:
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.max_lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+            pct_start=config.pct_start, div_factor=20, final_div_factor=200)
+    swa_sum: dict[str, torch.Tensor] | None = None  # running sum of the epoch-end weights
+    swa_count = 0
 
     history: list[dict] = []
     reschedules: list[dict] = []  # when --reschedule changed the number of epochs of a run
@@ -128,7 +167,7 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
         except Exception as exc:
             raise RuntimeError(f"cannot resume: {state_path} is corrupt ({exc}); delete it to start over") from exc
         saved = state["config"]
-        checked = ("model", "batch_size", "max_lr", "seed", "limit") + (() if config.reschedule else ("epochs",))
+        checked = ("model", "batch_size", "max_lr", "seed", "limit", "swa_lr") + (() if config.reschedule else ("epochs",))
         for key in checked:
             if saved.get(key) != getattr(config, key):
                 raise RuntimeError(
@@ -139,6 +178,7 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
         start_epoch, steps_done = state["epoch"], state["steps_done"]
         history = json.loads(state["history"])
         reschedules = json.loads(state.get("reschedules", "[]"))
+        swa_sum, swa_count = state.get("swa_sum"), state.get("swa_count", 0)
         if saved.get("epochs") == config.epochs:
             scheduler.load_state_dict(state["scheduler"])
         else:  # --reschedule: the new OneCycle schedule, advanced to the steps already taken
@@ -183,19 +223,32 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
             total_loss += loss.item() * len(idx)
             seen += len(idx)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}")
-        test_acc = evaluate_accuracy(model, xte, yte)
+        # clone: contiguous() of a contiguous tensor shares storage with the live parameters
+        net_sd = {k: v.detach().clone(memory_format=torch.contiguous_format) for k, v in net.state_dict().items()}
+        if config.swa_lr is not None:
+            swa_count += 1
+            floats = {k: v.detach().double() for k, v in net_sd.items() if v.is_floating_point()}
+            swa_sum = floats if swa_sum is None else {k: swa_sum[k] + floats[k] for k in swa_sum}
+            out_sd = _swa_weights(model, net_sd, swa_sum, swa_count, xtr, config)
+            test_acc = evaluate_accuracy(model, xte, yte)  # of the average, which _swa_weights left in `model`
+            net.load_state_dict(net_sd)  # training goes on from the last weights, not the average
+        else:
+            out_sd = net_sd
+            test_acc = evaluate_accuracy(model, xte, yte)
         record = {"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1), "test_acc": test_acc,
                   "seconds": time.time() - t0, "lr": scheduler.get_last_lr()[0]}
+        if config.swa_lr is not None:
+            record["swa_models"] = swa_count
         history.append(record)
         if progress:
             tqdm.write(f"epoch {epoch + 1}/{config.epochs}  loss {record['train_loss']:.4f}  "
                        f"test acc {test_acc:.4f}  {record['seconds']:.0f}s")
-        net_sd = {k: v.contiguous() for k, v in net.state_dict().items()}
         _atomic_save({"model": net_sd, "optimizer": optimizer.state_dict(),
                       "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "steps_done": steps_done,
                       "config": asdict(config), "history": json.dumps(history),
-                      "reschedules": json.dumps(reschedules)}, state_path)
-        _atomic_save(net_sd, out / "weights.pt")
+                      "reschedules": json.dumps(reschedules), "swa_sum": swa_sum, "swa_count": swa_count},
+                     state_path)
+        _atomic_save(out_sd, out / "weights.pt")
         (out / "history.json").write_text(json.dumps({"config": asdict(config), "history": history,
                                                      "reschedules": reschedules}, indent=1))
     model.eval()

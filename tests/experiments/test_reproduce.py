@@ -9,7 +9,7 @@ import pytest
 
 from foolkit.experiments import EXPERIMENTS, get
 from foolkit.experiments.render import FIGURE_IDS, TABLE_IDS, build, to_html, to_markdown
-from foolkit.experiments.reproduce import parse_models, plan, reproduce, select
+from foolkit.experiments.reproduce import parse_models, plan, reproduce, select, task_cost
 from foolkit.experiments.verdicts import check_claim, our_value
 
 
@@ -73,6 +73,29 @@ def test_quick_plans_are_smaller_and_keep_the_claimed_grid_points():
                 wanted = want if isinstance(want, tuple) else (want,)
                 assert any(w in grid for w in wanted), (exp.id, claim.claim, key)
     assert plan(get("deepfool-hires"), mm, True, 1000, "no ImageNet model").skip.startswith("not run")
+
+
+def test_cpu_sizes_cut_samples_not_experiments_and_say_so():
+    mm = parse_models(None)
+    for exp in EXPERIMENTS:
+        full, cpu = plan(exp, mm, False, 10000, ""), plan(exp, mm, False, 10000, "", cpu=True)
+        assert cpu.skip == full.skip, exp.id
+        assert sum(t.n for t in cpu.tasks) <= sum(t.n for t in full.tasks), exp.id
+        # every model still runs, and every grid point a claim names is still there
+        assert {t.choice for t in cpu.tasks} == {t.choice for t in full.tasks}, exp.id
+        for claim in exp.claims:
+            for key, want in claim.at.items():
+                if key == "diagonal" or want == "max":
+                    continue
+                wanted = want if isinstance(want, tuple) else (want,)
+                assert any(w in {t.point.get(key) for t in cpu.tasks} for w in wanted), (exp.id, claim.claim)
+        cut = sum(map(task_cost, cpu.tasks)) < sum(map(task_cost, full.tasks))
+        assert cut == any(n.startswith("CPU sizes") for n in cpu.notes), exp.id
+    dfl = plan(get("deepfool-l2"), mm, False, 10000, "", cpu=True)
+    assert {t.n for t in dfl.tasks} == {2000} and "first 2000" in dfl.images
+    assert {t.n for t in plan(get("onepixel"), mm, False, 10000, "", cpu=True).tasks} == {100}  # the thesis's
+    with pytest.raises(ValueError, match="unknown sizes"):
+        reproduce("unused", sizes="huge")
 
 
 # ------------------------------------------------------------------------------ verdicts
@@ -183,3 +206,6 @@ def test_command_is_registered():
     assert "reproduce" in handlers
     args = parser.parse_args(["reproduce", "--quick", "--only", "table-12.3", "--models", "a,b", "--out", "x"])
     assert args.quick and args.only == ["table-12.3"] and args.out == "x"
+    assert parser.parse_args(["reproduce", "--sizes", "cpu"]).sizes == "cpu"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["reproduce", "--sizes", "huge"])

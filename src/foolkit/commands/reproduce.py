@@ -1,6 +1,7 @@
 """``foolkit reproduce``: Part III of the thesis on our models, as a Markdown + HTML report.
 
     foolkit reproduce --quick --out reports/thesis-quick
+    foolkit reproduce --sizes cpu --data ../shared/datasets/cifar10-jpeg --out reports/thesis
     foolkit reproduce --only table-12.3,figure-12.2 --models cifar10/resnet20 --out reports/thesis
     foolkit reproduce --models cifar10/resnet50=r50.pt,cifar10/mobilenet_v2=mnv2.pt --out reports/thesis
 
@@ -18,7 +19,11 @@ def _split(values) -> list[str]:
 
 def add_arguments(p) -> None:
     p.add_argument("--quick", action="store_true",
-                   help="fewer images, smaller grids, wider tolerances (about 10 minutes on 2 cores)")
+                   help="fewer images, smaller grids, wider tolerances (about 10 minutes on 2 cores); "
+                        "same as --sizes quick")
+    p.add_argument("--sizes", choices=("quick", "cpu", "thesis"), default=None,
+                   help="sample sizes: quick; cpu (the thesis's experiments with samples cut to about 2 hours "
+                        "on 2 CPU cores, each cut listed in the report); thesis (default: the thesis's sizes)")
     p.add_argument("--only", action="append", metavar="IDS",
                    help="comma-separated experiment, table or figure ids (e.g. table-12.3,figure-12.2)")
     p.add_argument("--models", action="append", metavar="MODELS",
@@ -42,7 +47,9 @@ def run(args) -> int:
 
     if args.max_images is not None and args.max_images < 1:
         raise ValueError(f"--max-images must be >= 1, got {args.max_images}")
-    path = reproduce(args.out, quick=args.quick, only=_split(args.only) or None, models=_split(args.models) or None,
+    if args.quick and args.sizes not in (None, "quick"):
+        raise ValueError(f"--quick contradicts --sizes {args.sizes}")
+    path = reproduce(args.out, quick=args.quick, sizes=args.sizes, only=_split(args.only) or None, models=_split(args.models) or None,
                      checkpoints=_split(args.checkpoint), data_root=args.data, device=args.device,
                      progress=not args.no_progress, n_override=args.max_images,
                      debug=getattr(args, "debug", False))

@@ -23,6 +23,9 @@ def add_arguments(p) -> None:
     p.add_argument("--init-from", default=None, metavar="WEIGHTS",
                    help="start from this state_dict (e.g. a previous run's weights.pt) instead of random weights")
     p.add_argument("--pct-start", type=float, default=0.25, help="OneCycle warm-up fraction (default 0.25)")
+    p.add_argument("--swa-lr", type=float, default=None, metavar="LR",
+                   help="stochastic weight averaging at this constant lr (with --init-from): weights.pt is the "
+                        "average of the epoch-end weights, BatchNorm statistics recomputed")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -37,7 +40,8 @@ def run(args) -> int:
     config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, max_lr=args.max_lr,
                          weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, seed=args.seed,
                          bf16=args.bf16, limit=args.limit, max_steps=args.max_steps,
-                         reschedule=args.reschedule, init_from=args.init_from, pct_start=args.pct_start)
+                         reschedule=args.reschedule, init_from=args.init_from, pct_start=args.pct_start,
+                         swa_lr=args.swa_lr)
     result = train(config, args.data, args.out, progress=not args.quiet)
     if result["history"]:
         last = result["history"][-1]

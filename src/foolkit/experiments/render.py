@@ -274,8 +274,9 @@ def build(results: dict, store: str, out: Path) -> list[tuple]:
     verdicts = all_verdicts(results, quick)
     counts = {v: sum(1 for x in verdicts if x["verdict"] == v) for v in ("holds", "does not hold", "not checkable")}
     b: list[tuple] = [("h1", f"Thesis Part III reproduced with foolkit ({results.get('mode', 'full')} mode)"),
-                      ("p", f"foolkit {__version__}, {_dt.datetime.now():%Y-%m-%d %H:%M}, wall time "
-                            f"{results.get('seconds', 0):.0f} s. Claims: {counts['holds']} hold, "
+                      ("p", f"foolkit {__version__}, {_dt.datetime.now():%Y-%m-%d %H:%M}, wall time of the "
+                            f"last invocation {results.get('seconds', 0):.0f} s (runs it found in the store, from "
+                            f"earlier invocations, are not counted). Claims: {counts['holds']} hold, "
                             f"{counts['does not hold']} do not hold, {counts['not checkable']} not checkable."),
                       ("h2", "Models"),
                       ("p", "Each thesis column is played by one of our models: by default the compact member "
@@ -287,7 +288,10 @@ def build(results: dict, store: str, out: Path) -> list[tuple]:
                       ("table", ["thesis", "ours", "kind"], results.get("models", [])),
                       ("h2", "Tolerances"),
                       ("p", ("Quick mode (small samples): " + QUICK_TOLERANCES) if quick else
-                       "Full mode: " + FULL_TOLERANCES),
+                       ("CPU sizes (the thesis's experiments and grids; the samples cut where its sizes would "
+                        "take a 2-core CPU many hours, each cut listed under its experiment), judged with the "
+                        "full-mode tolerances: " if results.get("mode") == "cpu" else "Full mode: ")
+                       + FULL_TOLERANCES),
                       ("h2", "Verdicts"),
                       ("p", "Verdict: on our numbers. 'On the thesis's numbers': the same check run on the "
                             "thesis's printed tables (a sanity check of the check; 'no table' for figures)."),

@@ -58,6 +58,24 @@ QUICK: dict[str, dict] = {
     "sparsefool-hires": {"params": {"sparsefool": {"max_iter": 10}}},
     "overall-hires": {"params": {"sparsefool": {"max_iter": 10}}},
 }
+# CPU sizes (``--sizes cpu``): the thesis's experiments and grids, with the samples cut where
+# the thesis's sizes would take a 2-core CPU many hours (chosen on 2026-11-26 for about two
+# hours of wall time on this project's machine; the report lists every cut). The cheap
+# experiments, One Pixel's 100 images and the universal perturbations' 10,000-image
+# evaluation set are kept; the universal fits use |X| = 500, where the thesis (Fig. 12.25)
+# says the fooling rate is near its plateau.
+CPU: dict[str, dict] = {
+    "fgsm-eps": {"n": 2000}, "fgsm-clip": {"n": 2000},
+    "deepfool-l2": {"n": 2000}, "deepfool-clip": {"n": 2000}, "deepfool-linf": {"n": 2000},
+    "sparsefool-lambda": {"n": 500}, "sparsefool": {"n": 1000},
+    "onepixel-hires": {"params": {"onepixel": {"population": 200, "generations": 50}}},
+    "universal-l2": {"n": 500}, "universal-linf": {"n": 500}, "universal-transfer": {"n": 500},
+    "universal-xi": {"n": 250, "grid": [{"xi": tuple(thesis_xi(v) for v in (2, 6, 10, 15, 20))},
+                                        {"xi": tuple(thesis_xi(v) for v in (0.1, 0.3, 0.5, 0.8, 1.0))}]},
+    "universal-set-size": {"n_grid": (100, 250, 500, 1000)},
+}
+SIZES = ("quick", "cpu", "thesis")
+
 # Rough cost of one image, in ms on one core of this machine (resnet20; x40 for the ImageNet
 # model): only for the overall ETA.
 _COST = {"clean": 1, "fgsm": 4, "deepfool": 25, "sparsefool": 90, "universal": 3}
@@ -183,8 +201,10 @@ class Plan:
     images: str = ""
 
 
-def plan(exp: Experiment, mm: ModelMap, quick: bool, n_available: int, imagenet_problem: str) -> Plan:
-    q = QUICK.get(exp.id, {}) if quick else {}
+def plan(exp: Experiment, mm: ModelMap, quick: bool, n_available: int, imagenet_problem: str,
+         cpu: bool = False) -> Plan:
+    """The runs of ``exp``: quick sizes, CPU sizes (``cpu``) or the thesis's sizes."""
+    q = QUICK.get(exp.id, {}) if quick else CPU.get(exp.id, {}) if cpu else {}
     p = Plan(exp)
     im = exp.images
     if im.source == "natural-images":
@@ -251,8 +271,9 @@ def plan(exp: Experiment, mm: ModelMap, quick: bool, n_available: int, imagenet_
                             point["n"] = fit_n
                     p.tasks.append(Task(exp.id, ri, run.attack, run.mode, choice, {**params, **values}, point,
                                         eval_n or n if run.mode == "fit" else n, fit_n, target))
-    if quick and q:
-        p.notes.append("quick mode: " + ", ".join(f"{k} {v}" for k, v in q.items()))
+    if q:
+        p.notes.append(("quick mode: " if quick else "CPU sizes (thesis sizes cut): ")
+                       + ", ".join(f"{k} {v}" for k, v in q.items()))
     return p
 
 
@@ -334,14 +355,21 @@ def run_task(t: Task, exp: Experiment, ctx: Context, on_batch) -> dict:
     return point
 
 
-def reproduce(out: str | Path, *, quick: bool = False, only: list[str] | None = None, models: list[str] | None = None,
+def reproduce(out: str | Path, *, quick: bool = False, sizes: str | None = None, only: list[str] | None = None, models: list[str] | None = None,
               checkpoints: list[str] | None = None, data_root: str | None = None, device: str = "cpu",
               progress: bool = True, n_override: int | None = None, debug: bool = False, log=print) -> Path:
     """Run the selected experiments (all by default; ``only``: experiment, table or figure ids)
-    and write ``<out>/report.md`` and ``report.html``. Returns the Markdown path."""
+    and write ``<out>/report.md`` and ``report.html``. Returns the Markdown path.
+
+    ``sizes``: "quick" (same as ``quick=True``), "cpu" (the thesis's experiments with the
+    samples cut to about two hours on 2 CPU cores, see ``CPU``) or "thesis" (the default)."""
     from ..data import load
     from .render import Progress, write_report
 
+    sizes = sizes or ("quick" if quick else "thesis")
+    if sizes not in SIZES:
+        raise ValueError(f"unknown sizes {sizes!r}; choose one of {', '.join(SIZES)}")
+    quick, cpu = sizes == "quick", sizes == "cpu"
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     mm = parse_models(models, checkpoints)
@@ -349,7 +377,7 @@ def reproduce(out: str | Path, *, quick: bool = False, only: list[str] | None = 
     n_available = len(load("cifar10", "test", root=data_root)[1])
     need_imagenet = any(e.images.source == "natural-images" for e in selected)
     problem = _imagenet_available(mm.imagenet) if need_imagenet else ""
-    plans = {e.id: plan(e, mm, quick, n_available, problem) for e in selected}
+    plans = {e.id: plan(e, mm, quick, n_available, problem, cpu) for e in selected}
     if n_override:
         for pl in plans.values():
             pl.images += f" (capped at {n_override} by --max-images)" if pl.images else ""
@@ -360,7 +388,7 @@ def reproduce(out: str | Path, *, quick: bool = False, only: list[str] | None = 
                     t.point["n"] = t.fit_n
     ctx = Context(out, data_root, device, progress)
     results_path = out / "results.json"
-    results = {"mode": "quick" if quick else "full", "experiments": {}, "models": [list(r) for r in mm.describe()],
+    results = {"mode": {"quick": "quick", "cpu": "cpu", "thesis": "full"}[sizes], "experiments": {}, "models": [list(r) for r in mm.describe()],
                "dedicated": sorted(mm.dedicated), "columns": {t: c.label for t, c in mm.columns.items()}}
     previous = json.loads(results_path.read_text()) if results_path.is_file() else {}
     if any(previous.get(k) != results[k] for k in ("mode", "columns")):
