@@ -1,8 +1,6 @@
 """Shared set-up for the peer benchmarks: model, images, peer imports, timing."""
 from __future__ import annotations
 
-import os
-import platform
 import sys
 import time
 import types
@@ -14,17 +12,9 @@ import foolkit as fk
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads"
-    return f"{cpu}; {dev}; torch {torch.__version__}; {date.today().isoformat()}"
+    from foolkit.machine import describe
+    device = "cuda" if torch.cuda.is_available() else None
+    return f"{describe(device)}; {date.today().isoformat()}"
 
 
 def load_model_and_data(n: int, device: str, checkpoint: str | None = None):

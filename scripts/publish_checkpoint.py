@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
-import time
 from datetime import date
 from pathlib import Path
 
@@ -20,17 +18,8 @@ import torch
 
 import foolkit as fk
 from foolkit.evaluation.clean import clean_accuracy
+from foolkit.machine import cpu_name
 from foolkit.models import registry
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main():

@@ -190,6 +190,7 @@ def test_quick_end_to_end_two_experiments_resume(tmp_path, one_thread):
     assert results["experiments"]["fgsm-eps"]["status"] == "done"
     assert results["experiments"]["deepfool-l2"]["status"].startswith("not run in this mode")
     assert "accuracy decreases with eps" in text and "not checkable with one model" in text
+    assert "Machine: " in text and "torch " in text and "CIFAR-10 data: the 1,000" in text
     first = {p["run_id"] for p in results["experiments"]["fgsm-eps"]["points"]}
     # rerun: every run is found in the store, nothing is recomputed
     from foolkit.evaluation.runner import runs_in

@@ -276,7 +276,8 @@ def build(results: dict, store: str, out: Path) -> list[tuple]:
     b: list[tuple] = [("h1", f"Thesis Part III reproduced with foolkit ({results.get('mode', 'full')} mode)"),
                       ("p", f"foolkit {__version__}, {_dt.datetime.now():%Y-%m-%d %H:%M}, wall time of the "
                             f"last invocation {results.get('seconds', 0):.0f} s (runs it found in the store, from "
-                            f"earlier invocations, are not counted). Claims: {counts['holds']} hold, "
+                            f"earlier invocations, are not counted). Machine: {results.get('machine', 'not recorded')}. "
+                            f"CIFAR-10 data: {results.get('data', 'not recorded')}. Claims: {counts['holds']} hold, "
                             f"{counts['does not hold']} do not hold, {counts['not checkable']} not checkable."),
                       ("h2", "Models"),
                       ("p", "Each thesis column is played by one of our models: by default the compact member "

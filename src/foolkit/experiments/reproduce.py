@@ -448,6 +448,9 @@ def reproduce(out: str | Path, *, quick: bool = False, sizes: str | None = None,
     finally:
         bars.close()
     results["seconds"] = time.perf_counter() - start
+    from ..machine import describe
+    results["machine"] = describe(device)
+    results["data"] = str(data_root) if data_root else "the 1,000 CIFAR-10 test images bundled with foolkit"
     _write_json(results_path, results)
     return write_report(out, results, ctx.store)
 
