@@ -210,3 +210,24 @@ def test_command_is_registered():
     assert parser.parse_args(["reproduce", "--sizes", "cpu"]).sizes == "cpu"
     with pytest.raises(SystemExit):
         parser.parse_args(["reproduce", "--sizes", "huge"])
+
+
+def test_transfer_matrix_is_reused_while_its_perturbations_are_unchanged(tmp_path, one_thread, monkeypatch):
+    from foolkit.experiments import reproduce as rp
+    out = tmp_path / "thesis"
+    kwargs = dict(quick=True, only=["universal-transfer"], models=["cifar10/resnet20"], progress=False,
+                  n_override=4)
+    reproduce(out, **kwargs)
+    first = json.loads((out / "results.json").read_text())["experiments"]["universal-transfer"]
+    assert first["status"] == "done" and first["transfer"]["matrix"]
+
+    def must_not_run(*args, **kw):
+        raise AssertionError("transfer matrix recomputed")
+    monkeypatch.setattr(rp, "transfer", must_not_run)
+    reproduce(out, **kwargs)
+    again = json.loads((out / "results.json").read_text())["experiments"]["universal-transfer"]
+    assert again["status"] == "done" and again["transfer"] == first["transfer"]
+    # other perturbations (here: another image count) recompute it
+    reproduce(out, **{**kwargs, "n_override": 3})
+    third = json.loads((out / "results.json").read_text())["experiments"]["universal-transfer"]
+    assert third["status"].startswith("failed") and "recomputed" in third["status"]

@@ -431,7 +431,15 @@ def reproduce(out: str | Path, *, quick: bool = False, sizes: str | None = None,
                         bars.overall.update(round(cost * (t.n - state["done"]) / max(1, t.n)))
                 derive_pairs(entry["points"])
                 if exp.evaluate_on:
-                    entry["transfer"] = transfer(exp, entry["points"], ctx, pl.tasks)
+                    # the matrix is recomputed only when its perturbations (run ids) or images changed:
+                    # it costs (models + models^2) passes over the evaluation set
+                    before = previous.get("experiments", {}).get(exp.id, {})
+                    key = [[p["run_id"], p["n"]] for p in entry["points"]]
+                    if before.get("transfer") and before.get("transfer_key") == key:
+                        entry["transfer"] = before["transfer"]
+                    else:
+                        entry["transfer"] = transfer(exp, entry["points"], ctx, pl.tasks)
+                    entry["transfer_key"] = key
             except Exception as exc:  # one broken experiment must not lose the others
                 if isinstance(exc, KeyboardInterrupt) or debug:
                     raise
