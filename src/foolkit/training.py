@@ -73,6 +73,12 @@ def evaluate_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
     return correct / len(x)
 
 
+def _state_copy(net: torch.nn.Module) -> dict:
+    """A contiguous copy of ``net``'s state_dict that later in-place updates of the network do
+    not change (``contiguous()`` of a contiguous tensor would share its storage)."""
+    return {k: v.detach().clone(memory_format=torch.contiguous_format) for k, v in net.state_dict().items()}
+
+
 @torch.no_grad()
 def _swa_weights(model, net_sd: dict, swa_sum: dict, swa_count: int, xtr_u8: torch.Tensor,
                  config: TrainConfig, batch_size: int = 128) -> dict:
@@ -102,7 +108,7 @@ def _swa_weights(model, net_sd: dict, swa_sum: dict, swa_count: int, xtr_u8: tor
     for bn, momentum in zip(bns, momenta):
         bn.momentum = momentum
     model.eval()
-    return {k: v.detach().clone(memory_format=torch.contiguous_format) for k, v in net.state_dict().items()}
+    return _state_copy(net)
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -229,8 +235,7 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
             total_loss += loss.item() * len(idx)
             seen += len(idx)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}")
-        # clone: contiguous() of a contiguous tensor shares storage with the live parameters
-        net_sd = {k: v.detach().clone(memory_format=torch.contiguous_format) for k, v in net.state_dict().items()}
+        net_sd = _state_copy(net)
         if config.swa_lr is not None:
             swa_count += 1
             floats = {k: v.detach().double() for k, v in net_sd.items() if v.is_floating_point()}
