@@ -150,6 +150,13 @@ def main():
         rows.append({**row("foolkit", model, x, y, res.x_adv, sec, q),
                      "avg gens": float(res.iterations[res.attacked].float().mean())})
         floor = q * forward_floor(base, x, args.device)
+        # the same attack under torchattacks' and the Keras reference's stopping rule
+        model.images = 0
+        res, sec = timed(lambda: fk.attacks.OnePixel(pixels=d, population=pop, generations=gens,
+                                                     stop_on_success=True)(model, x, y), args.device)
+        rows.append({**row("foolkit, stop_on_success (torchattacks' rule)", model, x, y, res.x_adv, sec,
+                           model.images),
+                     "avg gens": float(res.iterations[res.attacked].float().mean())})
         if "torchattacks" not in skip:
             import torchattacks
             np.random.seed(0)

@@ -74,6 +74,24 @@ def test_de_minimizes_independent_quadratics_and_stops_each_problem():
     assert calls[0] == b and max(calls[1:]) <= b and calls[-1] == 4  # finished problems leave
 
 
+def test_de_stops_a_problem_once_its_best_candidate_is_solved():
+    g = torch.Generator().manual_seed(0)
+    b, p, d = 6, 20, 2
+    pop = torch.rand(b, p, d, generator=g, dtype=torch.float64) * 4 - 2
+
+    def fitness(cand, problems):
+        fit = (cand ** 2).sum(-1)
+        # problems 0-2 count as solved inside the disc of radius 0.5; the others never are
+        return fit, (fit < 0.25) & (problems[:, None] < 3)
+
+    best, fit, ran, _ = _de.minimize(fitness, pop, lower=torch.full((d,), -2.0, dtype=torch.float64),
+                                     upper=torch.full((d,), 2.0, dtype=torch.float64), generations=60,
+                                     generator=torch.Generator().manual_seed(1))
+    assert (fit[:3] < 0.25).all() and (ran[:3] < 60).all()  # solved problems stop at once
+    assert (ran[3:] == 60).all() and (fit[3:] < 1e-3).all()  # the others run to the end
+    assert (fit[:3] > 1e-3).any()  # stopped, not optimised further
+
+
 def test_de_mutation_indices_are_distinct():
     r = _de._distinct(50, 5, torch.Generator().manual_seed(0), "cpu")
     me = torch.arange(5).expand(50, 5)[..., None]
@@ -126,6 +144,33 @@ def test_targeted_stops_above_half():
     assert (trace[torch.arange(3), result.iterations] > 0.5).all()
 
 
+def test_stop_on_success_stops_at_the_first_fooling_candidate():
+    model = OnePixelDecides(size=8, where=(2, 3))
+    x = torch.full((4, 3, 8, 8), 0.2, dtype=torch.float64)
+    # threshold 0: the probability rule alone never stops, so only success can
+    plain = OnePixel(population=40, generations=30, threshold=0.0, seed=2)(model, x)
+    early = OnePixel(population=40, generations=30, threshold=0.0, seed=2, stop_on_success=True)(model, x)
+    assert (plain.iterations == 30).all()
+    assert early.success.all() and (early.iterations < 30).all()
+    assert early.forward_count < plain.forward_count
+    assert (model(early.x_adv).argmax(1) == 1).all()
+    trace = early.extra["probability_trace"]
+    assert torch.isfinite(trace).sum(1).tolist() == (early.iterations + 1).tolist()
+
+
+def test_stop_on_success_targeted_stops_once_the_target_wins():
+    model = OnePixelDecides(size=8, where=(2, 3))
+    x = torch.full((3, 3, 8, 8), 0.2, dtype=torch.float64)
+    result = OnePixel(population=40, generations=30, threshold=1.0, stop_on_success=True)(model, x, target=1)
+    assert result.success.all() and (result.iterations < 30).all()
+
+
+def test_added_parameter_at_its_old_value_keeps_the_run_identity():
+    assert "stop_on_success" not in OnePixel().identity_params()
+    assert OnePixel(stop_on_success=True).identity_params()["stop_on_success"] is True
+    assert OnePixel().params()["stop_on_success"] is False
+
+
 def test_chunked_forward_gives_the_same_result():
     model = OnePixelDecides(size=8, where=(2, 3))
     x = torch.rand(4, 3, 8, 8, dtype=torch.float64) * 0.1 + 0.15
@@ -137,7 +182,7 @@ def test_chunked_forward_gives_the_same_result():
 @pytest.mark.parametrize("kwargs, match", [
     ({"pixels": 0}, "pixels"), ({"population": 3}, "population"), ({"generations": 0}, "generations"),
     ({"seed": -1}, "seed"), ({"batch_images": 0}, "batch_images"), ({"threshold": 1.5}, "threshold"),
-    ({"forward_batch": 0}, "forward_batch")])
+    ({"forward_batch": 0}, "forward_batch"), ({"stop_on_success": "yes"}, "stop_on_success")])
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         OnePixel(**kwargs)

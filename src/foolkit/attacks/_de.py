@@ -8,8 +8,9 @@ its parent when its fitness is lower.
 
 B problems evolve together as one tensor ``[B, P, D]``; each generation makes a single fitness
 call for the B * P children of the problems still running, and a problem leaves the batch as
-soon as its best fitness falls below its threshold. Randomness comes from one seeded
-``torch.Generator`` on the population's device, so a run is deterministic given the seed
+soon as its best fitness falls below its threshold or, when the fitness also reports which
+candidates solve their problem, as soon as its best candidate does. Randomness comes from one
+seeded ``torch.Generator`` on the population's device, so a run is deterministic given the seed
 (and the set of problems: the draws of a problem depend on which others are still running).
 
 Example:
@@ -46,7 +47,9 @@ def minimize(fitness: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], popu
 
     Args:
         fitness: ``fitness(candidates [b, P, D], problems [b] int64) -> [b, P]`` float, lower is
-            better; ``problems`` are the indices (into B) of the candidates' problems.
+            better; ``problems`` are the indices (into B) of the candidates' problems. It may
+            instead return ``(fitness [b, P], solved [b, P] bool)``: a problem then also stops
+            once its best candidate (lowest fitness) is solved.
         population: initial population ``[B, P, D]`` (P >= 4), already inside the bounds.
         lower, upper: bounds ``[D]`` (or broadcastable to ``[B, P, D]``); children are clipped.
         generations: number of generations after the initial one.
@@ -67,11 +70,23 @@ def minimize(fitness: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], popu
     device = population.device
     pop = population.clone()
     threshold = torch.as_tensor(threshold, dtype=torch.float64, device=device).expand(b)
-    fit = fitness(pop, torch.arange(b, device=device)).to(torch.float64)
+
+    def evaluate(cand, problems):
+        out = fitness(cand, problems)
+        fit, solved = out if isinstance(out, tuple) else (out, torch.zeros(out.shape, dtype=torch.bool,
+                                                                          device=device))
+        return fit.to(torch.float64), solved.to(torch.bool)
+
+    def running(problems, best_fit):
+        """The problems (subset of ``problems``) whose best is neither below threshold nor solved."""
+        best_solved = solved[problems].gather(1, fit[problems].argmin(1, keepdim=True)).squeeze(1)
+        return problems[(best_fit >= threshold[problems]) & ~best_solved]
+
+    fit, solved = evaluate(pop, torch.arange(b, device=device))
     trace = torch.full((b, generations + 1), float("nan"), dtype=torch.float64, device=device)
     trace[:, 0] = fit.min(1).values
     ran = torch.zeros(b, dtype=torch.long, device=device)
-    active = (trace[:, 0] >= threshold).nonzero().squeeze(1)
+    active = running(torch.arange(b, device=device), trace[:, 0])
     for g in range(1, generations + 1):
         if len(active) == 0:
             break
@@ -85,13 +100,14 @@ def minimize(fitness: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], popu
             take.scatter_(2, forced, True)
             child = torch.where(take, child, pa)
         child = torch.minimum(torch.maximum(child, lower), upper)
-        child_fit = fitness(child, active).to(torch.float64)
+        child_fit, child_solved = evaluate(child, active)
         better = child_fit < fit[active]
         pop[active] = torch.where(better[..., None], child, pa)
         fit[active] = torch.where(better, child_fit, fit[active])
+        solved[active] = torch.where(better, child_solved, solved[active])
         ran[active] = g
         trace[active, g] = fit[active].min(1).values
-        active = active[trace[active, g] >= threshold[active]]
+        active = running(active, trace[active, g])
     best_fit, best_idx = fit.min(1)
     best = pop.gather(1, best_idx.view(b, 1, 1).expand(b, 1, d)).squeeze(1)
     return best, best_fit, ran, trace

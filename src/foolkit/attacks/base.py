@@ -178,10 +178,19 @@ class Attack:
 
     name = "attack"
     supports_target = True
+    #: Parameters added after runs were stored, each with the value that keeps the earlier
+    #: behaviour. At that value they stay out of a stored run's identity, so results computed
+    #: before the parameter existed are still found; any other value enters it.
+    added_params: dict = {}
 
     def params(self) -> dict:
         """The constructor parameters, as given (after validation)."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def identity_params(self) -> dict:
+        """:meth:`params` less the ``added_params`` still at their earlier-behaviour value."""
+        return {k: v for k, v in self.params().items()
+                if not (k in self.added_params and v == self.added_params[k])}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())

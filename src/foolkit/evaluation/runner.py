@@ -318,7 +318,7 @@ def _evaluate(st, owns, model, attack, data, *, batch_size, seed, checkpoint, ta
     from ..attacks.registry import name_of
     attack_name = name_of(attack)
     attack_spec = {"name": attack_name, "class": f"{type(attack).__module__}.{type(attack).__qualname__}",
-                   "params": _jsonable(attack.params())}
+                   "params": _jsonable(attack.identity_params())}
     config = {"model": model_spec, "attack": attack_spec, "data": data_spec, "seed": seed,
               "target": None if tgt is None else tensor_sha256(tgt), "fit_size": fit_size if universal else None,
               "version": __version__}
