@@ -8,7 +8,7 @@ import re
 import pytest
 
 from foolkit.experiments import EXPERIMENTS, get
-from foolkit.experiments.render import FIGURE_IDS, TABLE_IDS, build, to_html, to_markdown
+from foolkit.experiments.render import FIGURE_IDS, TABLE_IDS, attack_seconds, build, to_html, to_markdown
 from foolkit.experiments.reproduce import parse_models, plan, reproduce, select, task_cost
 from foolkit.experiments.verdicts import check_claim, our_value
 
@@ -231,3 +231,15 @@ def test_transfer_matrix_is_reused_while_its_perturbations_are_unchanged(tmp_pat
     reproduce(out, **{**kwargs, "n_override": 3})
     third = json.loads((out / "results.json").read_text())["experiments"]["universal-transfer"]
     assert third["status"].startswith("failed") and "recomputed" in third["status"]
+
+
+def test_attack_seconds_sums_each_stored_run_once_with_fit_times():
+    point = lambda run_id, ms, attacked, fit=None: {"run_id": run_id, "fit": fit,  # noqa: E731
+                                                   "metrics": {"ms_per_image": ms, "n_attacked": attacked}}
+    results = {"experiments": {
+        "a": {"points": [point("r1", 20.0, 100), point("r2", float("nan"), 0)]},
+        "b": {"points": [point("r1", 20.0, 100),  # the same run reused by another experiment
+                         point("u1", 1.0, 1000, fit={"seconds": 30.0})]},
+        "c": {"points": []}}}
+    assert attack_seconds(results) == pytest.approx(2.0 + 1.0 + 30.0)
+    assert attack_seconds({}) == 0.0

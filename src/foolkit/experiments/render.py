@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import math
 from pathlib import Path
 
 import numpy as np
@@ -268,6 +269,25 @@ class Progress:
 
 
 # ------------------------------------------------------------------------------ document
+def attack_seconds(results: dict) -> float:
+    """Seconds of attack computation behind ``results``: per distinct run, its stored time per
+    attacked image x attacked images, plus the fitting time of universal perturbations."""
+    total, seen = 0.0, set()
+    for entry in results.get("experiments", {}).values():
+        for point in entry.get("points", []):
+            if point.get("run_id") in seen:
+                continue
+            seen.add(point.get("run_id"))
+            m = point.get("metrics", {})
+            per_image, attacked = m.get("ms_per_image"), m.get("n_attacked") or 0
+            if isinstance(per_image, (int, float)) and math.isfinite(per_image):
+                total += per_image * attacked / 1000
+            fit_seconds = (point.get("fit") or {}).get("seconds")
+            if isinstance(fit_seconds, (int, float)) and math.isfinite(fit_seconds):
+                total += fit_seconds
+    return total
+
+
 def build(results: dict, store: str, out: Path) -> list[tuple]:
     from .. import __version__
     quick = results.get("mode") == "quick"
@@ -276,7 +296,10 @@ def build(results: dict, store: str, out: Path) -> list[tuple]:
     b: list[tuple] = [("h1", f"Thesis Part III reproduced with foolkit ({results.get('mode', 'full')} mode)"),
                       ("p", f"foolkit {__version__}, {_dt.datetime.now():%Y-%m-%d %H:%M}, wall time of the "
                             f"last invocation {results.get('seconds', 0):.0f} s (runs it found in the store, from "
-                            f"earlier invocations, are not counted). Machine: {results.get('machine', 'not recorded')}. "
+                            f"earlier invocations, are not counted); the attacks behind these results took "
+                            f"{attack_seconds(results) / 60:.0f} min in all (their stored times, summed over "
+                            f"every run whichever invocation ran it; clean passes and transfer matrices not "
+                            f"counted). Machine: {results.get('machine', 'not recorded')}. "
                             f"CIFAR-10 data: {results.get('data', 'not recorded')}. Claims: {counts['holds']} hold, "
                             f"{counts['does not hold']} do not hold, {counts['not checkable']} not checkable."),
                       ("h2", "Models"),
