@@ -48,8 +48,20 @@ def test_image_folder(tmp_path):
     write_folder(tmp_path)
     x, y = fk.data.load("cifar10", "test", root=tmp_path)
     assert x.shape == (20, 3, 32, 32)
-    assert y.tolist() == sorted([c for c in range(10) for _ in range(2)])
-    assert abs(float(x[2, 0, 0, 0]) - 20 / 255) < 1e-6
+    # interleaved by class: every prefix is class-balanced (a class-sorted prefix held 1-2 classes)
+    assert y.tolist() == list(range(10)) * 2
+    assert abs(float(x[1, 0, 0, 0]) - 20 / 255) < 1e-6  # file 0000 of class 1
+    assert abs(float(x[11, 0, 0, 0]) - 21 / 255) < 1e-6  # file 0001 of class 1
+    xs, ys = fk.data.load("cifar10", "test", n=10, root=tmp_path)
+    assert sorted(ys.tolist()) == list(range(10)) and torch.equal(xs, x[:10])
+
+
+def test_interleave_by_class_with_unequal_classes():
+    from foolkit.data.cifar10 import interleave_by_class
+    labels = np.array([0, 0, 0, 1, 2, 2])
+    order = interleave_by_class(labels)
+    assert order.tolist() == [0, 3, 4, 1, 5, 2]
+    assert labels[order].tolist() == [0, 1, 2, 0, 2, 0]
 
 
 def test_env_variable_root(tmp_path, monkeypatch):
@@ -102,3 +114,13 @@ def test_corrupt_official_batch(tmp_path):
     (folder / "test_batch").write_bytes(b"\x80\x04garbage")
     with pytest.raises(DataError, match="test_batch"):
         fk.data.load("cifar10", "test", root=tmp_path)
+
+
+def test_full_jpeg_export_prefix_is_the_bundled_subset():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "cifar10-jpeg"
+    if not (root / "test").is_dir():
+        pytest.skip(f"the CIFAR-10 JPEG export is not at {root} (shared/ must sit beside the repo root)")
+    x, y = fk.data.load("cifar10", "test", n=1000, root=root)
+    xb, yb = fk.data.load("cifar10", "test", n=1000, root=None)
+    assert torch.equal(y, yb) and torch.equal(x, xb)

@@ -62,7 +62,11 @@ def read_image_folder(root: str | os.PathLike, split: str, classes=CIFAR10_CLASS
                       size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Read ``<root>/<split>/<class>/*.png|jpg``. Returns uint8 [N,3,size,size], int64 [N].
 
-    Images are taken in sorted file-name order inside each class, classes in label order.
+    Images are interleaved by class: the first file (in sorted name order) of every class in
+    label order, then the second of every class, and so on, so that every prefix is as
+    class-balanced as it can be, like the bundled subset. An ImageFolder tree has lost the
+    official files' shuffled order, and a class-sorted prefix (the first 2,000 test images)
+    would hold only two classes.
     """
     split_dir = Path(root) / split
     if not split_dir.is_dir():
@@ -93,8 +97,21 @@ def read_image_folder(root: str | os.PathLike, split: str, classes=CIFAR10_CLASS
             labels.append(label)
     if not images:
         raise DataError(f"ImageFolder layout: no images under {split_dir}")
-    arr = np.stack(images).transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(arr), np.asarray(labels, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    order = interleave_by_class(labels)
+    arr = np.stack([images[i] for i in order]).transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(arr), labels[order]
+
+
+def interleave_by_class(labels: np.ndarray) -> np.ndarray:
+    """Indices that reorder class-grouped ``labels [N]`` round-robin: the k-th image of each
+    class (in its current order), classes in label order, for k = 0, 1, ..."""
+    labels = np.asarray(labels)
+    rank = np.zeros(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        where = labels == c
+        rank[where] = np.arange(int(where.sum()))
+    return np.lexsort((labels, rank))  # by rank, then by label
 
 
 def read_bundled() -> tuple[np.ndarray, np.ndarray]:
