@@ -60,13 +60,15 @@ def main():
             "recipe": args.recipe or (
                 f"{cfg['epochs']} epochs, batch {cfg['batch_size']}, SGD Nesterov momentum 0.9, OneCycle max lr "
                 f"{cfg['max_lr']} ({round(100 * cfg.get('pct_start', 0.25))}% warm-up), weight decay {cfg['weight_decay']} (not on BN/bias), label smoothing "
-                f"{cfg['label_smoothing']}, per-image random crop (pad 4) + horizontal flip, "
+                f"{cfg['label_smoothing']}, per-image random crop (pad 4) + horizontal flip"
+                f"{', cutout ' + str(cfg['cutout']) if cfg.get('cutout') else ''}, "
                 f"{'bfloat16 autocast + channels_last' if cfg['bf16'] else 'float32'}, seed {cfg['seed']}"),
             "data": "the 50,000 training images of the CIFAR-10 JPEG export (../shared/datasets/cifar10-jpeg/train)",
             "epochs": len(hist),
             "seconds": round(sum(h["seconds"] for h in hist)),
             "command": f"foolkit train {args.name} --data PATH --epochs {cfg['epochs']} --batch-size {cfg['batch_size']} "
-                       f"--max-lr {cfg['max_lr']} --seed {cfg['seed']}{' --bf16' if cfg['bf16'] else ''} --out DIR",
+                       f"--max-lr {cfg['max_lr']} --seed {cfg['seed']}{' --bf16' if cfg['bf16'] else ''}"
+                       f"{' --cutout ' + str(cfg['cutout']) if cfg.get('cutout') else ''} --out DIR",
             **({"wall_time_note": args.time_note} if args.time_note else {}),
         },
         "measured_on": f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}",

@@ -85,3 +85,27 @@ def test_swa_phase_writes_the_average_with_fresh_batchnorm_statistics(tmp_path):
     key = next(k for k in averaged if k.endswith("running_mean"))
     assert not torch.equal(averaged[key], state["model"][key])
     fk.models.build("cifar10/resnet20").net.load_state_dict(averaged, strict=True)
+
+
+def test_cutout_cuts_one_clipped_square_per_image():
+    from foolkit.training import cutout
+    x = torch.rand(64, 3, 32, 32) * 0.4 + 0.5  # never 0.25, the fill below
+    out = cutout(x, 16, torch.Generator().manual_seed(0), fill=0.25)
+    assert out.shape == x.shape and not torch.equal(out, x) and (x >= 0.5).all()  # input untouched
+    hole = (out == 0.25).all(1)  # [64, 32, 32]
+    assert torch.equal(out[~hole[:, None].expand_as(out)], x[~hole[:, None].expand_as(x)])
+    rows, cols = hole.any(2).sum(1), hole.any(1).sum(1)
+    assert (hole.sum((1, 2)) == rows * cols).all()  # a rectangle...
+    assert ((rows >= 8) & (rows <= 16) & (cols >= 8) & (cols <= 16)).all()  # ...of a 16-square, clipped
+    assert ((rows == 16) & (cols == 16)).any()
+
+
+def test_cutout_run_resumes_only_with_cutout(tmp_path):
+    import pytest
+    tiny_folder(tmp_path / "data", per_class=2)
+    train(TrainConfig(epochs=2, batch_size=5, max_steps=4, cutout=8), tmp_path / "data", tmp_path / "out",
+          progress=False)
+    with pytest.raises(RuntimeError, match="cutout"):
+        train(TrainConfig(epochs=2, batch_size=5), tmp_path / "data", tmp_path / "out", progress=False)
+    done = train(TrainConfig(epochs=2, batch_size=5, cutout=8), tmp_path / "data", tmp_path / "out", progress=False)
+    assert [h["epoch"] for h in done["history"]] == [1, 2]

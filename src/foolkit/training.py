@@ -47,6 +47,7 @@ class TrainConfig:
     init_from: str | None = None  # start from these network weights (a second, fine-tuning phase)
     pct_start: float = 0.25  # OneCycle warm-up fraction
     swa_lr: float | None = None  # stochastic weight averaging: constant lr, weights averaged every epoch
+    cutout: int = 0  # side of the square hole cut from every training image (0: off; DeVries & Taylor use 16)
 
 
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -62,6 +63,20 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) 
     bi = torch.arange(b)[:, None, None, None]
     ci = torch.arange(c)[None, :, None, None]
     return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def cutout(x: torch.Tensor, size: int, generator: torch.Generator, fill: torch.Tensor | float = 0.5) -> torch.Tensor:
+    """Cutout (DeVries & Taylor 2017): per image, a ``size`` x ``size`` square centred on a random
+    pixel (clipped at the borders) is set to ``fill`` (``[1,C,1,1]`` or a float: the data mean,
+    which is zero after the model's normalisation). x: ``[B,C,H,W]``; returns a new tensor."""
+    b, _, h, w = x.shape
+    cy = torch.randint(0, h, (b,), generator=generator)
+    cx = torch.randint(0, w, (b,), generator=generator)
+    rows, cols = torch.arange(h), torch.arange(w)
+    inside_y = (rows[None] >= (cy - size // 2)[:, None]) & (rows[None] < (cy - size // 2 + size)[:, None])
+    inside_x = (cols[None] >= (cx - size // 2)[:, None]) & (cols[None] < (cx - size // 2 + size)[:, None])
+    hole = (inside_y[:, :, None] & inside_x[:, None, :])[:, None]  # [B,1,H,W]
+    return torch.where(hole, torch.as_tensor(fill, dtype=x.dtype), x)
 
 
 @torch.no_grad()
@@ -180,7 +195,8 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
             raise RuntimeError(f"cannot resume: {state_path} is corrupt ({exc}); delete it to start over") from exc
         saved = state["config"]
         checked = ("model", "batch_size", "max_lr", "seed", "limit", "swa_lr") + (() if config.reschedule else ("epochs",))
-        for key in checked:
+        saved = {"cutout": 0, **saved}  # states written before --cutout existed trained without it
+        for key in checked + ("cutout",):
             if saved.get(key) != getattr(config, key):
                 raise RuntimeError(
                     f"cannot resume: {state_path} was trained with {key}={saved.get(key)!r}, "
@@ -221,6 +237,8 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
                 break
             idx = order[step * config.batch_size:(step + 1) * config.batch_size]
             xb = random_crop_flip(xtr[idx].float().div_(255), generator)
+            if config.cutout:
+                xb = cutout(xb, config.cutout, generator, fill=model.mean)
             yb = ytr[idx]
             if config.bf16:
                 xb = xb.contiguous(memory_format=torch.channels_last)

@@ -26,6 +26,9 @@ def add_arguments(p) -> None:
     p.add_argument("--swa-lr", type=float, default=None, metavar="LR",
                    help="stochastic weight averaging at this constant lr (with --init-from): weights.pt is the "
                         "average of the epoch-end weights, BatchNorm statistics recomputed")
+    p.add_argument("--cutout", type=int, default=0, metavar="SIZE",
+                   help="cut a SIZE x SIZE square (filled with the data mean) from every training image; "
+                        "0 (default) is off, DeVries & Taylor use 16 on CIFAR-10")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -37,11 +40,13 @@ def run(args) -> int:
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.cutout < 0:
+        raise ValueError(f"--cutout must be >= 0 (0: off), got {args.cutout}")
     config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, max_lr=args.max_lr,
                          weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, seed=args.seed,
                          bf16=args.bf16, limit=args.limit, max_steps=args.max_steps,
                          reschedule=args.reschedule, init_from=args.init_from, pct_start=args.pct_start,
-                         swa_lr=args.swa_lr)
+                         swa_lr=args.swa_lr, cutout=args.cutout)
     result = train(config, args.data, args.out, progress=not args.quiet)
     if result["history"]:
         last = result["history"][-1]
