@@ -25,5 +25,6 @@ def describe(device: str | torch.device | None = None) -> str:
     if device is not None and torch.device(device).type == "cuda" and torch.cuda.is_available():
         where = torch.cuda.get_device_name(torch.device(device))
     else:
-        where = f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads"
+        threads = torch.get_num_threads()
+        where = f"{os.cpu_count()} CPU cores, {threads} torch thread{'' if threads == 1 else 's'}"
     return f"{cpu_name()}; {where}; torch {torch.__version__}"
