@@ -193,10 +193,10 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
             state = torch.load(state_path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise RuntimeError(f"cannot resume: {state_path} is corrupt ({exc}); delete it to start over") from exc
-        saved = state["config"]
-        checked = ("model", "batch_size", "max_lr", "seed", "limit", "swa_lr") + (() if config.reschedule else ("epochs",))
-        saved = {"cutout": 0, **saved}  # states written before --cutout existed trained without it
-        for key in checked + ("cutout",):
+        saved = {"cutout": 0, **state["config"]}  # states written before --cutout existed trained without it
+        checked = ("model", "batch_size", "max_lr", "seed", "limit", "swa_lr", "cutout") + (
+            () if config.reschedule else ("epochs",))
+        for key in checked:
             if saved.get(key) != getattr(config, key):
                 raise RuntimeError(
                     f"cannot resume: {state_path} was trained with {key}={saved.get(key)!r}, "
