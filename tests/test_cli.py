@@ -141,3 +141,43 @@ def test_real_process_exit_code_and_single_line():
     assert proc.returncode == 2
     err = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(err) == 1 and "unknown attack" in err[0] and "Traceback" not in proc.stderr
+
+
+def test_more_bad_input_is_one_line_exit_2(tmp_path, weights, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    db = tmp_path / "r.db"
+    assert run_cli(attack_args(tmp_path, weights, "--attack", "fgsm"), capsys)[0] == 0
+    cases = [
+        (["attack", "--model", "cifar10/resnet20", "--checkpoint", weights, "--n", "4", "--attack", "fgsm",
+          "--out", str(a_file / "x.db"), "--quiet"], "a_file"),
+        (["fit-universal", "--model", "cifar10/resnet20", "--n", "2", "--device", "nope"], "unknown device 'nope'"),
+        (["eval", "imagenet/efficientnet-lite0", "--n", "2"], "imagenet model"),
+        (["report", str(db), "-o", str(tmp_path / "r.html"), "--images", "-1"], None),
+        (["train", "cifar10/resnet20", "--data", str(tmp_path), "--out", str(tmp_path / "t"),
+          "--label-smoothing", "2"], "label_smoothing must lie in [0, 1)"),
+        (["train", "cifar10/resnet20", "--data", str(tmp_path), "--out", str(tmp_path / "t"),
+          "--max-steps", "-1"], "max_steps must be an integer >= 1"),
+    ]
+    for argv, message in cases:
+        code, out, err = run_cli(argv, capsys)
+        if message is None:  # accepted or refused, but never a traceback
+            assert "Traceback" not in out + "".join(err)
+            continue
+        assert code == 2, (argv, out, err)
+        assert len(err) == 1 and message in err[0], (argv, err)
+    assert not (tmp_path / "t").exists()
+    code, _, _ = run_cli(["report", str(db), "-o", str(tmp_path / "r0.html"), "--images", "0"], capsys)
+    assert code == 0 and (tmp_path / "r0.html").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_corrupt_training_state_is_one_line(tmp_path, capsys):
+    out = tmp_path / "t"
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"garbage")
+    from test_train import tiny_folder
+    tiny_folder(tmp_path / "data", per_class=1)
+    code, _, err = run_cli(["train", "cifar10/resnet20", "--data", str(tmp_path / "data"), "--out", str(out),
+                            "--epochs", "1", "--batch-size", "1", "--quiet"], capsys)
+    assert code == 2 and len(err) == 1 and "cannot resume" in err[0] and "is corrupt" in err[0]

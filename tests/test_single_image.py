@@ -216,7 +216,10 @@ def test_universal_file_round_trip_and_errors(tmp_path):
         save_universal(tmp_path / "w.pt", v, model="m", norm=1, xi=0.1)
     (tmp_path / "bad.pt").write_bytes(b"garbage" * 10)
     torch.save({"perturbation": argparse.Namespace(a=1)}, tmp_path / "pickled.pt")
-    for bad, msg in (("bad.pt", "cannot read"), ("pickled.pt", "cannot read"), ("missing.pt", "not found"), ("", "directory")):
+    torch.save({"perturbation": v, "card": {"fooling_rates": [0.5]}}, tmp_path / "rates.pt")
+    torch.save({"perturbation": v, "card": {"model": ["cifar10/resnet20"]}}, tmp_path / "model.pt")
+    for bad, msg in (("bad.pt", "cannot read"), ("pickled.pt", "cannot read"), ("missing.pt", "not found"), ("", "directory"),
+                     ("rates.pt", "card fooling_rates must be a dict"), ("model.pt", "card model must be")):
         with pytest.raises(UniversalFileError, match=msg):
             load_universal(tmp_path / bad)
 

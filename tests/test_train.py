@@ -51,7 +51,7 @@ def test_resume_with_other_epochs_needs_reschedule(tmp_path):
     import pytest
     tiny_folder(tmp_path / "data", per_class=2)
     train(TrainConfig(epochs=2, batch_size=5, max_steps=4), tmp_path / "data", tmp_path / "out", progress=False)
-    with pytest.raises(RuntimeError, match="epochs"):
+    with pytest.raises(ValueError, match="epochs"):
         train(TrainConfig(epochs=3, batch_size=5), tmp_path / "data", tmp_path / "out", progress=False)
     done = train(TrainConfig(epochs=3, batch_size=5, reschedule=True), tmp_path / "data", tmp_path / "out",
                  progress=False)
@@ -105,7 +105,7 @@ def test_cutout_run_resumes_only_with_cutout(tmp_path):
     tiny_folder(tmp_path / "data", per_class=2)
     train(TrainConfig(epochs=2, batch_size=5, max_steps=4, cutout=8), tmp_path / "data", tmp_path / "out",
           progress=False)
-    with pytest.raises(RuntimeError, match="cutout"):
+    with pytest.raises(ValueError, match="cutout"):
         train(TrainConfig(epochs=2, batch_size=5), tmp_path / "data", tmp_path / "out", progress=False)
     done = train(TrainConfig(epochs=2, batch_size=5, cutout=8), tmp_path / "data", tmp_path / "out", progress=False)
     assert [h["epoch"] for h in done["history"]] == [1, 2]

@@ -49,7 +49,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
 def _user_error_types():
     from .data.cifar10 import DataError
     from .models.registry import ModelError
-    return (UsageError, DataError, ModelError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError)
+    # OSError: missing, unreadable or unwritable paths, a file where a folder should be, a full disk
+    return (UsageError, DataError, ModelError, ValueError, OSError)
+
+
+def _resumable(args) -> bool:
+    """Whether an interrupted command keeps its finished work for a rerun to pick up."""
+    if args.command in ("reproduce", "train"):
+        return True
+    return args.command == "attack" and not getattr(args, "image", None) and getattr(args, "cifar_index", None) is None
 
 
 
@@ -63,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(handlers[args.command](args) or 0)
     except KeyboardInterrupt:
-        print("foolkit: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
+        if _resumable(args):
+            print("foolkit: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
+        else:
+            print("foolkit: interrupted", file=sys.stderr)
         return 130
     except _user_error_types() as exc:
         if getattr(args, "debug", False):

@@ -28,3 +28,20 @@ def describe(device: str | torch.device | None = None) -> str:
         threads = torch.get_num_threads()
         where = f"{os.cpu_count()} CPU cores, {threads} torch thread{'' if threads == 1 else 's'}"
     return f"{cpu_name()}; {where}; torch {torch.__version__}"
+
+
+def parse_device(name: str | torch.device) -> torch.device:
+    """A torch device from a name (``"cpu"``, ``"cuda"``, ``"cuda:1"``), refused with a clear
+    error when it is unknown or absent from this machine."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: CUDA is not available on this machine or in this torch build")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r}: MPS is not available on this machine")
+    return device

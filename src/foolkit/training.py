@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .files import atomic_path, write_text
+
 
 @dataclass
 class TrainConfig:
@@ -48,6 +50,35 @@ class TrainConfig:
     pct_start: float = 0.25  # OneCycle warm-up fraction
     swa_lr: float | None = None  # stochastic weight averaging: constant lr, weights averaged every epoch
     cutout: int = 0  # side of the square hole cut from every training image (0: off; DeVries & Taylor use 16)
+
+    def validate(self) -> None:
+        """Refuse settings that cannot train, naming the option (``ValueError``)."""
+        def integer(name, value, minimum, optional=False):
+            if optional and value is None:
+                return
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+        def number(name, value, low, high, low_open=False, high_open=False, optional=False):
+            if optional and value is None:
+                return
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+            if not ok:
+                raise ValueError(f"{name} must lie in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}, "
+                                 f"got {value!r}")
+
+        integer("epochs", self.epochs, 1)
+        integer("batch_size", self.batch_size, 1)
+        integer("seed", self.seed, 0)
+        integer("limit", self.limit, 1, optional=True)
+        integer("max_steps", self.max_steps, 1, optional=True)
+        integer("cutout", self.cutout, 0)
+        number("max_lr", self.max_lr, 0, math.inf, low_open=True, high_open=True)
+        number("weight_decay", self.weight_decay, 0, math.inf, high_open=True)
+        number("label_smoothing", self.label_smoothing, 0, 1, high_open=True)
+        number("pct_start", self.pct_start, 0, 1, low_open=True, high_open=True)
+        number("swa_lr", self.swa_lr, 0, math.inf, low_open=True, high_open=True, optional=True)
 
 
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -127,9 +158,8 @@ def _swa_weights(model, net_sd: dict, swa_sum: dict, swa_count: int, xtr_u8: tor
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.PathLike,
@@ -142,13 +172,20 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
     from .data.cifar10 import load_cifar10_uint8
     from .models.registry import build
 
+    config.validate()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     state_path = out / "last.pt"
 
     torch.manual_seed(config.seed)
     model = build(config.model)  # Normalized(net) with fresh weights
     net = model.net
+    if config.init_from and not state_path.exists():  # checked before anything is written
+        from .models.registry import ModelError, load_state_dict
+        try:
+            net.load_state_dict(load_state_dict(config.init_from), strict=True)
+        except RuntimeError as exc:
+            raise ModelError(f"--init-from {config.init_from} does not fit {config.model}: "
+                             f"{str(exc).splitlines()[0][:300]}") from exc
     xtr_u8, ytr = load_cifar10_uint8("train", data_root)
     xte_u8, yte = load_cifar10_uint8("test", data_root)
     if config.limit:  # a fixed random subset, so every class is present
@@ -185,20 +222,18 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
     history: list[dict] = []
     reschedules: list[dict] = []  # when --reschedule changed the number of epochs of a run
     start_epoch, steps_done = 0, 0
-    if config.init_from and not state_path.exists():
-        from .models.registry import load_state_dict
-        net.load_state_dict(load_state_dict(config.init_from), strict=True)
     if state_path.exists():
         try:
             state = torch.load(state_path, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise RuntimeError(f"cannot resume: {state_path} is corrupt ({exc}); delete it to start over") from exc
+            raise ValueError(f"cannot resume: {state_path} is corrupt ({str(exc).splitlines()[0]}); "
+                             f"delete it to start over") from exc
         saved = {"cutout": 0, **state["config"]}  # states written before --cutout existed trained without it
         checked = ("model", "batch_size", "max_lr", "seed", "limit", "swa_lr", "cutout") + (
             () if config.reschedule else ("epochs",))
         for key in checked:
             if saved.get(key) != getattr(config, key):
-                raise RuntimeError(
+                raise ValueError(
                     f"cannot resume: {state_path} was trained with {key}={saved.get(key)!r}, "
                     f"now {key}={getattr(config, key)!r}; use another --out or the same settings")
         net.load_state_dict(state["model"])
@@ -222,6 +257,7 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
     if start_epoch >= config.epochs:
         model.eval()
         return {"config": asdict(config), "history": history}
+    out.mkdir(parents=True, exist_ok=True)
     for epoch in range(start_epoch, config.epochs):
         if config.max_steps is not None and steps_done >= config.max_steps:
             break
@@ -278,7 +314,7 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
                       "reschedules": json.dumps(reschedules), "swa_sum": swa_sum, "swa_count": swa_count},
                      state_path)
         _atomic_save(out_sd, out / "weights.pt")
-        (out / "history.json").write_text(json.dumps({"config": asdict(config), "history": history,
+        write_text(out / "history.json", json.dumps({"config": asdict(config), "history": history,
                                                      "reschedules": reschedules}, indent=1))
     model.eval()
     return {"config": asdict(config), "history": history}

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from .data.cifar10 import DataError
+from .files import atomic_path
 
 FORMAT = "foolkit.universal"
 VERSION = 1
@@ -112,9 +113,8 @@ def save_universal(path: str | os.PathLike, perturbation: torch.Tensor, *, model
     path = Path(path)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "version": VERSION, "perturbation": v.contiguous(), "card": info}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, "perturbation": v.contiguous(), "card": info}, tmp)
     return path
 
 
@@ -154,6 +154,11 @@ def load_universal(path: str | os.PathLike) -> UniversalFile:
     if not isinstance(card, dict):
         raise UniversalFileError(f"{path}: 'card' must be a dict")
     card = dict(card)
+    # The fields foolkit reads back; anything else in the card is kept as it is.
+    for key, kind, what in (("model", str, "a registered model name"), ("fooling_rates", dict, "a dict"),
+                            ("xi", (int, float), "a number"), ("date", str, "a string")):
+        if card.get(key) is not None and (not isinstance(card[key], kind) or isinstance(card[key], bool)):
+            raise UniversalFileError(f"{path}: card {key} must be {what}, got {type(card[key]).__name__}")
     if "norm" in card:
         try:
             card["norm"] = math.inf if str(card["norm"]).lower() in ("inf", "linf") else float(card["norm"])

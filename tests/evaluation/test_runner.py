@@ -256,3 +256,43 @@ def test_bad_fit_size(model, data):
     x, y = data
     with pytest.raises(ValueError, match="fit_size"):
         fk.evaluate(model, registry.create("universal"), (x[:4], y[:4]), fit_size=5)
+
+
+def test_a_module_with_batchnorm_is_hashed(data):
+    # BatchNorm keeps a 0-dim num_batches_tracked buffer in its state_dict
+    x, y = data
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 30 * 30, 10)).eval()
+    run = fk.evaluate(net, fk.attacks.FGSM(eps=0.05), (x[:4], y[:4]))
+    assert run.metrics()["n"] == 4
+
+
+@pytest.mark.parametrize("make_data, kwargs, match", [
+    (lambda x, y: (torch.rand(10), None), {}, "rank 4"),
+    (lambda x, y: (x[:4], y[:2]), {}, r"shape \[4\]"),
+    (lambda x, y: (x[:0], y[:0]), {}, "empty"),
+    (lambda x, y: (x[:4] * float("nan"), y[:4]), {}, "NaN"),
+    (lambda x, y: (x[:4] * 2, y[:4]), {}, r"\[0,1\]"),
+    (lambda x, y: (x[:4], y[:4] + 10), {}, "must lie in"),
+    (lambda x, y: (x[:4], y[:4]), {"target": True}, "target"),
+    (lambda x, y: (x[:4], y[:4]), {"fit_size": 2}, "fit_size applies to universal"),
+])
+def test_bad_input_leaves_no_store_behind(model, data, tmp_path, make_data, kwargs, match):
+    x, y = data
+    store = tmp_path / "runs.db"
+    with pytest.raises(ValueError, match=match):
+        fk.evaluate(model, fk.attacks.FGSM(), make_data(x, y), store, **kwargs)
+    assert not store.exists()
+
+
+def test_models_are_checked_against_their_data(tmp_path):
+    store = tmp_path / "runs.db"
+    with pytest.raises(ValueError, match="imagenet model; it cannot be evaluated on cifar10"):
+        fk.evaluate("imagenet/efficientnet-lite0", "fgsm", ("cifar10", "test", 2), store)
+    with pytest.raises(ValueError, match="takes 32x32 images, got 64x64"):
+        fk.evaluate("cifar10/resnet20", "fgsm", torch.rand(2, 3, 64, 64), store)
+    with pytest.raises(ValueError, match="NaN or Inf logits"):
+        fk.evaluate(nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10, bias=False)).apply(
+            lambda m: nn.init.constant_(m.weight, float("nan")) if isinstance(m, nn.Linear) else None),
+            "fgsm", torch.rand(2, 3, 32, 32), store)
+    assert not store.exists()

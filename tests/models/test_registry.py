@@ -77,3 +77,20 @@ def test_shipped_resnet20_accuracy(resnet20, bundled):
     assert acc >= 0.87, acc
     card = fk.models.card("cifar10/resnet20")
     assert card.num_params == sum(p.numel() for p in resnet20.parameters())
+
+
+def test_non_finite_checkpoint_is_refused(tmp_path):
+    state = fk.models.build("cifar10/resnet20").net.state_dict()
+    state["fc.weight"] = torch.full_like(state["fc.weight"], float("nan"))
+    torch.save(state, tmp_path / "nan.pt")
+    with pytest.raises(ModelError, match="NaN or Inf values in 1 tensor"):
+        fk.models.load("cifar10/resnet20", checkpoint=tmp_path / "nan.pt")
+
+
+def test_missing_keys_are_counted_not_listed(tmp_path):
+    state = fk.models.build("cifar10/resnet20").net.state_dict()
+    kept = dict(list(state.items())[:5])
+    torch.save(kept, tmp_path / "part.pt")
+    with pytest.raises(ModelError, match=r"\d+ missing key\(s\) \(e.g. layer1") as err:
+        fk.models.load("cifar10/resnet20", checkpoint=tmp_path / "part.pt")
+    assert len(str(err.value)) < 400

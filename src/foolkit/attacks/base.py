@@ -126,15 +126,78 @@ def validate_images(x: Any) -> torch.Tensor:
     return x
 
 
+def check_model(model: Any, x: torch.Tensor) -> None:
+    """Check what can be checked of a model before it runs on ``x`` ``[N,C,H,W]``: an
+    ``nn.Module`` whose normalisation (a ``mean`` of C values, where it has one) fits C."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module (float [N,C,H,W] in [0,1] -> logits), "
+                         f"got {type(model).__name__}")
+    mean = getattr(model, "mean", None)
+    if isinstance(mean, torch.Tensor) and mean.numel() not in (1, x.shape[1]):
+        raise ValueError(f"the model normalises {mean.numel()} channels but the images have {x.shape[1]} "
+                         f"(shape {tuple(x.shape)})")
+
+
+def forward_errors_explained(model: nn.Module, x: torch.Tensor, exc: RuntimeError) -> Exception:
+    """A clearer error for the usual reasons a forward pass fails: images on another device or
+    of another float type than the model's weights. Returns ``exc`` itself otherwise."""
+    weight = next((t for t in model.parameters() if t.is_floating_point()), None)
+    if weight is not None and weight.device != x.device:
+        return ValueError(f"the images are on {x.device} but the model is on {weight.device}; "
+                          f"move one to the other ({exc})")
+    if weight is not None and weight.dtype != x.dtype:
+        return ValueError(f"the images are {x.dtype} but the model's weights are {weight.dtype}; "
+                          f"convert one to the other, e.g. x.to({weight.dtype}) ({exc})")
+    return exc
+
+
+def check_logits(logits: Any, n: int) -> torch.Tensor:
+    """Check a model's output for ``n`` images: finite float logits ``[n,K]`` with K >= 2."""
+    if not isinstance(logits, torch.Tensor):
+        raise ValueError(f"the model must return a logits tensor [N,K], got {type(logits).__name__}")
+    if logits.ndim != 2 or logits.shape[0] != n:
+        raise ValueError(f"the model must return logits of shape [N,K] = [{n},K], got {tuple(logits.shape)}")
+    if logits.shape[1] < 2:
+        raise ValueError(f"the model must return at least 2 class scores per image, got {logits.shape[1]}")
+    if not logits.is_floating_point():
+        raise ValueError(f"the model must return float logits, got dtype {logits.dtype}")
+    if not torch.isfinite(logits).all():
+        raise ValueError("the model returned NaN or Inf logits (are its weights finite?)")
+    return logits
+
+
+def check_model_output(model: Any, x: torch.Tensor) -> int:
+    """Run ``model`` once on ``x`` (a few images) in eval mode and check its output; returns the
+    number of classes K. Cheap enough to call before any long job."""
+    x = validate_images(x)
+    check_model(model, x)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            try:
+                logits = model(x)
+            except RuntimeError as exc:
+                err = forward_errors_explained(model, x, exc)
+                if err is exc:
+                    raise
+                raise err from exc
+    finally:
+        model.train(was_training)
+    return check_logits(logits, len(x)).shape[1]
+
+
 def validate_labels(labels: Any, n: int, num_classes: int, what: str, device) -> torch.Tensor:
     """Check labels: integer ``[n]`` (an int is broadcast) with values in [0, num_classes)."""
-    if isinstance(labels, int) and not isinstance(labels, bool):
-        labels = torch.full((n,), labels, dtype=torch.long)
+    if isinstance(labels, bool):
+        raise ValueError(f"{what} must be integer class indices, got {labels!r}")
     if not isinstance(labels, torch.Tensor):
         try:
             labels = torch.as_tensor(labels)
         except Exception:
             raise ValueError(f"{what} must be integer class indices, got {type(labels).__name__}") from None
+    if labels.ndim == 0:  # one class for every image (an int, a numpy int, a 0-dim tensor)
+        labels = labels.expand(n)
     if labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
         raise ValueError(f"{what} must be integer class indices, got dtype {labels.dtype}")
     if labels.ndim != 1 or labels.shape[0] != n:
@@ -156,9 +219,15 @@ def check_nonnegative(name: str, value: Any, strict: bool = False) -> float:
         v = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if math.isnan(v) or v < 0 or (strict and v == 0):
-        raise ValueError(f"{name} must be {'> 0' if strict else '>= 0'}, got {value!r}")
+    if not math.isfinite(v) or v < 0 or (strict and v == 0):
+        raise ValueError(f"{name} must be a finite number {'> 0' if strict else '>= 0'}, got {value!r}")
     return v
+
+
+def wide_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Logits in at least float32 (half/bfloat16 models), float64 kept: a float32 softmax of a
+    float64 model's confident logits can underflow to a zero gradient."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
 @torch.no_grad()
@@ -167,7 +236,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> tuple[
     preds, probs = [], []
     for i in range(0, len(x), batch_size):
         logits = model(x[i:i + batch_size])
-        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        logits = wide_logits(logits)
         probs.append(logits.softmax(1))
         preds.append(logits.argmax(1))  # from logits: softmax can round close classes together
     return torch.cat(preds), torch.cat(probs)
@@ -208,7 +277,7 @@ class Attack:
         logits = []
         with torch.no_grad():
             for i in range(0, len(x), 1000):
-                logits.append(model(x[i:i + 1000]))
+                logits.append(check_logits(model(x[i:i + 1000]), len(x[i:i + 1000])))
         return torch.cat(logits)
 
     def _check_call(self, x: torch.Tensor) -> None:
@@ -228,6 +297,7 @@ class Attack:
         """
         start = time.perf_counter()
         x = validate_images(x)
+        check_model(model, x)
         self._check_call(x)
         if target is not None and not self.supports_target:
             raise ValueError(f"{type(self).__name__} has no targeted mode")
@@ -235,8 +305,14 @@ class Attack:
         model.eval()
         try:
             counter = Counter()
-            clean_logits = self._clean_pass(model, x, y, target, counter)
-            clean_logits = clean_logits.detach().to(torch.promote_types(clean_logits.dtype, torch.float32))
+            try:
+                clean_logits = self._clean_pass(model, x, y, target, counter)
+            except RuntimeError as exc:
+                err = forward_errors_explained(model, x, exc)
+                if err is exc:
+                    raise
+                raise err from exc
+            clean_logits = wide_logits(check_logits(clean_logits, len(x)).detach())
             counter.cache["clean_logits"] = clean_logits
             counter.cache["owner"] = self  # inner attacks run by this one must not reuse it
             clean_label, clean_probs = clean_logits.argmax(1), clean_logits.softmax(1)
@@ -287,7 +363,7 @@ def input_gradient(model: nn.Module, x: torch.Tensor, objective, counter: Counte
     """
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
-        logits = model(xg)
+        logits = check_logits(model(xg), len(x))
         counter.forward += len(x)
         (grad,) = torch.autograd.grad(objective(logits).sum(), xg)
         counter.gradient += len(x)

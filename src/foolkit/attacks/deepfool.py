@@ -28,12 +28,7 @@ import math
 import torch
 
 from .. import norms as _norms
-from .base import Attack, Counter, check_nonnegative, check_positive_int
-
-
-def _wide(logits: torch.Tensor) -> torch.Tensor:
-    """Logits in at least float32 (half/bfloat16 models), float64 kept."""
-    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+from .base import Attack, Counter, check_nonnegative, check_positive_int, wide_logits
 
 
 class DeepFool(Attack):
@@ -73,7 +68,7 @@ class DeepFool(Attack):
             logits0 = counter.cache["clean_logits"][index]
         else:  # called directly by another attack (SparseFool, universal perturbations)
             with torch.no_grad():
-                logits0 = _wide(model(x0))
+                logits0 = wide_logits(model(x0))
             counter.forward += n
         if target is None:
             k = min(self.candidates, logits0.shape[1])
@@ -100,10 +95,19 @@ class DeepFool(Attack):
                 break
             xa = x_cur[active].detach().requires_grad_(True)
             with torch.enable_grad():
-                logits = _wide(model(xa))
+                logits = wide_logits(model(xa))
             counter.forward += len(active)
-            lab = label[active]
-            f_label = logits.gather(1, lab[:, None]).squeeze(1)
+            if target is None:
+                ref = label[active]
+            else:  # the strongest class other than the target now, which need not be the label any more
+                ref = logits.detach().scatter(1, target[active][:, None], -math.inf).argmax(1)
+            f_label = logits.gather(1, ref[:, None]).squeeze(1)
+            if self.clip and self.norm != 2 and self.norm != math.inf:
+                # A pixel clipped at 0 or 1 cannot move further out. The L2 and Linf steps spread over
+                # all pixels and are left as the paper has them; steps for p near 1 pile onto a few
+                # pixels and would push the same clipped pixel again and again, so those leave it out.
+                x_now = xa.detach()
+                stuck_up, stuck_down = x_now >= 1, x_now <= 0
             cand_a = cand[active]
             best_dist = torch.full((len(active),), math.inf, device=device)
             best_f = torch.zeros(len(active), device=device)
@@ -113,6 +117,8 @@ class DeepFool(Attack):
                 f_k = logits.gather(1, cand_a[:, j:j + 1]).squeeze(1) - f_label
                 (w_k,) = torch.autograd.grad(f_k.sum(), xa, retain_graph=j + 1 < cand_a.shape[1])
                 counter.gradient += len(active)
+                if self.clip and self.norm != 2 and self.norm != math.inf:
+                    w_k = w_k.masked_fill((stuck_up & (w_k > 0)) | (stuck_down & (w_k < 0)), 0)
                 f_k = f_k.detach()
                 dist = f_k.abs() / _norms.dual_norm(w_k, self.norm).clamp_min(1e-12)
                 dists.append(dist)

@@ -16,7 +16,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .base import Attack, Counter, check_nonnegative, input_gradient, predict, validate_images, validate_labels
+from .base import (Attack, Counter, check_nonnegative, input_gradient, predict, validate_images, validate_labels,
+                   wide_logits)
 
 
 def _eps_tensor(eps: Any) -> float | torch.Tensor:
@@ -55,7 +56,7 @@ class FGSM(Attack):
             k = logits.shape[1]
             wanted = target if target is not None else y if y is not None else logits.argmax(1)
             wanted = validate_labels(wanted, len(x), k, "target" if target is not None else "labels y", x.device)
-            return F.cross_entropy(logits.float(), wanted, reduction="none")
+            return F.cross_entropy(wide_logits(logits), wanted, reduction="none")
 
         logits, grad = input_gradient(model, x, objective, counter)
         counter.cache["grad"] = grad
@@ -100,14 +101,22 @@ def minimal_epsilon(model, x: torch.Tensor, y: Any = None, *, grid: Any = None, 
     grid_t = torch.arange(1, 31, dtype=torch.float32) / 100 if grid is None else torch.as_tensor(grid, dtype=torch.float32)
     if grid_t.ndim != 1 or len(grid_t) == 0 or (grid_t < 0).any() or (grid_t.diff() <= 0).any():
         raise ValueError("grid must be a non-empty, strictly increasing 1-D sequence of eps >= 0")
+    was_training = model.training
     model.eval()
+    try:
+        return _minimal_epsilon(model, x, y, grid_t, clip, batch_size)
+    finally:
+        model.train(was_training)
+
+
+def _minimal_epsilon(model, x, y, grid_t, clip, batch_size) -> torch.Tensor:
     clean, probs = predict(model, x)
     label = clean if y is None else validate_labels(y, len(x), probs.shape[1], "labels y", x.device)
     result = torch.full((len(x),), float("nan"), device=x.device)
     counter = Counter()
     for start in range(0, len(x), batch_size):
         xb, lb = x[start:start + batch_size], label[start:start + batch_size]
-        _, grad = input_gradient(model, xb, lambda z: F.cross_entropy(z.float(), lb, reduction="none"), counter)
+        _, grad = input_gradient(model, xb, lambda z: F.cross_entropy(wide_logits(z), lb, reduction="none"), counter)
         sign = grad.sign()
         active = (clean[start:start + batch_size] == lb).nonzero().squeeze(1)
         for eps in grid_t.tolist():

@@ -41,8 +41,8 @@ import math
 
 import torch
 
-from .base import Attack, Counter, check_nonnegative, check_positive_int, input_gradient
-from .deepfool import DeepFool, _wide
+from .base import Attack, Counter, check_nonnegative, check_positive_int, input_gradient, wide_logits
+from .deepfool import DeepFool
 
 _BETA = 1e-3
 
@@ -147,14 +147,14 @@ class SparseFool(Attack):
             x_df, _, _ = inner._run(model, xa, lab, None, counter, index[active])
             r = (x_df - xa) / scale
             with torch.no_grad():
-                logits = _wide(model(x_df))
+                logits = wide_logits(model(x_df))
             counter.forward += len(active)
             k = logits.argmax(1)
             failed = k == lab  # DeepFool did not cross: use the closest other class
             k = torch.where(failed, logits.scatter(1, lab[:, None], -math.inf).argmax(1), k)
             _, w = input_gradient(
                 model, xa + r,
-                lambda z: _wide(z).gather(1, k[:, None]).squeeze(1) - _wide(z).gather(1, lab[:, None]).squeeze(1),
+                lambda z: wide_logits(z).gather(1, k[:, None]).squeeze(1) - wide_logits(z).gather(1, lab[:, None]).squeeze(1),
                 counter)
             w = w / w.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, *[1] * (w.ndim - 1))
             x_b = xa + self.lambda_ * r

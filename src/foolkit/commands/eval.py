@@ -22,6 +22,10 @@ def run(args) -> int:
 
     if args.checkpoint and len(args.model) > 1:
         raise ValueError("--checkpoint applies to one model; name a single model")
+    for name in args.model:
+        if card(name).dataset != "cifar10":
+            raise ValueError(f"{name} is a {card(name).dataset} model; foolkit eval measures CIFAR-10 models "
+                             f"(attack photos with `foolkit attack --image PATH --model {name}`)")
     torch.set_grad_enabled(False)
     x, y = load("cifar10", args.split, n=args.n, root=args.data)
     rows = []

@@ -123,10 +123,14 @@ def run(args) -> int:
                                  ("--batch-size", args.batch_size, 1), ("--seed", args.seed, 0)):
         if value is not None and value < minimum:
             raise ValueError(f"{flag} must be >= {minimum}, got {value}")
+    from ..files import check_writable
+    from ..machine import parse_device
+    parse_device(args.device)
     xi = parse_xi(args.xi)
     out = Path(args.out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a directory; give a file name such as {out / 'universal.pt'}")
+    check_writable(out)  # before the fit, not after it
     card(args.model)  # unknown names fail before any data is read
     uap = UniversalPerturbation(norm=args.norm, xi=xi, delta=args.delta, max_passes=args.max_passes, mode=args.mode,
                                 batch_size=args.batch_size, deepfool_norm=args.deepfool_norm, seed=args.seed)

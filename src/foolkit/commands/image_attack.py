@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..attacks.base import predict
+from ..files import atomic_path, check_writable
 from ..single_image import (DEFAULT_ATTACK, DEFAULT_CIFAR_MODEL, DEFAULT_IMAGE_MODEL, PARAM_PREFIX,
                             _class_names, apply_perturbation, load_for_model,
                             make_attack, resolve_target)
@@ -37,7 +38,12 @@ def _out_paths(args, stem: str, attack_name: str) -> tuple[Path, Path]:
                          f"(got {out.suffix or 'no extension'})")
     if out.exists() and out.is_dir():
         raise ValueError(f"--out {out} is a directory; give a file name such as {out / 'result.png'}")
-    return out, out.with_name(out.stem + "-adv.png")
+    adv = out.with_name(out.stem + "-adv.png")
+    image = getattr(args, "image", None)
+    if image is not None and Path(image).resolve() in (out.resolve(), adv.resolve()):
+        raise ValueError(f"--out {out} would overwrite the input image {image}; choose another name")
+    check_writable(out)
+    return out, adv
 
 
 def save_png(x: torch.Tensor, path: str | os.PathLike) -> None:
@@ -46,7 +52,8 @@ def save_png(x: torch.Tensor, path: str | os.PathLike) -> None:
 
     img = x[0] if x.ndim == 4 else x
     arr = torch.round(img.detach().to("cpu", torch.float64).clamp(0, 1) * 255).to(torch.uint8)
-    Image.fromarray(arr.permute(1, 2, 0).numpy(), "RGB").save(path, format="PNG", optimize=False)
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr.permute(1, 2, 0).numpy(), "RGB").save(tmp, format="PNG", optimize=False)
 
 
 def _fmt(value: float) -> str:
@@ -187,7 +194,8 @@ def run_image_command(args) -> int:
 
     fig = show(result, 0, names, subtitle=f"{model_name}: {info['description']}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100, bbox_inches="tight")
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=out.suffix.lower().lstrip("."), dpi=100, bbox_inches="tight")
     save_png(result.x_adv, adv_path)
     print(f"figure:      {out}")
 

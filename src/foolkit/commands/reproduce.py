@@ -44,6 +44,9 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from ..experiments.reproduce import reproduce
+    from ..machine import parse_device
+
+    parse_device(args.device)
 
     if args.max_images is not None and args.max_images < 1:
         raise ValueError(f"--max-images must be >= 1, got {args.max_images}")

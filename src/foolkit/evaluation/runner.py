@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from .. import metrics as _metrics
-from ..attacks.base import Attack, AttackResult
+from ..attacks.base import Attack, AttackResult, check_model_output, validate_images, validate_labels
 from . import store as _store
 from .run import Run, runs_in  # noqa: F401  (runs_in re-exported for old imports)
 from .verify import verify_result
@@ -70,7 +70,8 @@ def tensor_sha256(*tensors: torch.Tensor | None) -> str:
             continue
         t = t.detach().cpu().contiguous()
         h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # reshape first: a 0-dim tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 
@@ -143,10 +144,14 @@ def _resolve_data(data: Any) -> tuple[torch.Tensor, torch.Tensor | None, dict, t
         x, y, spec, classes = data, None, {"tensors": True}, None
     elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
         x, y = data
-        y = None if y is None else torch.as_tensor(y)
+        try:
+            y = None if y is None else torch.as_tensor(y)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"labels y must be integer class indices [N], got {type(y).__name__}") from None
         spec, classes = {"tensors": True}, None
     else:
         raise ValueError("data must be (name, split, n[, root]), a dict with those keys, a tensor x or a pair (x, y)")
+    validate_images(x)
     spec["sha256"] = tensor_sha256(x, y)
     spec["shape"] = list(x.shape)
     return x, y, spec, classes
@@ -287,34 +292,42 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     attack = _resolve_attack(attack, attack_params)
+    # Everything is resolved and checked before the store is opened, so bad input leaves no
+    # store file and no empty run behind.
+    x, y, data_spec, classes = _resolve_data(data)
+    if isinstance(model, str):
+        from ..models.registry import check_input
+        check_input(model, x.shape, data_spec.get("dataset"))
+    net, model_spec, model_title = _resolve_model(model, checkpoint, device)
+    n = len(x)
+    num_classes = check_model_output(net, x[:1].to(device))
+    if y is not None:
+        y = validate_labels(y, n, num_classes, "labels y", "cpu")
+    tgt = None if target is None else validate_labels(target, n, num_classes, "target", "cpu")
+    universal = is_universal(attack)
+    if universal:
+        fit_size = max(1, n // 2) if fit_size is None else fit_size
+        if isinstance(fit_size, bool) or not isinstance(fit_size, int) or not 1 <= fit_size <= n:
+            raise ValueError(f"fit_size must be an integer in [1, {n}], got {fit_size!r}")
+    elif fit_size is not None:
+        raise ValueError("fit_size applies to universal perturbations only")
     st = store if isinstance(store, _store.Store) else _store.Store(":memory:" if store is None else store)
     owns = not isinstance(store, _store.Store) and store is not None
     try:
-        return _evaluate(st, owns, model, attack, data, batch_size=batch_size, seed=seed, checkpoint=checkpoint,
-                         target=target, fit_size=fit_size, device=device, progress=progress,
+        return _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, classes, tgt,
+                         batch_size=batch_size, seed=seed, fit_size=fit_size, device=device, progress=progress,
                          store_images=store_images, title=title)
     finally:
         if owns:
             st.close()
 
 
-def _evaluate(st, owns, model, attack, data, *, batch_size, seed, checkpoint, target, fit_size, device, progress,
-              store_images, title) -> Run:
+def _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, classes, tgt, *, batch_size, seed,
+              fit_size, device, progress, store_images, title) -> Run:
     from .. import __version__
 
-    x, y, data_spec, classes = _resolve_data(data)
-    net, model_spec, model_title = _resolve_model(model, checkpoint, device)
     n = len(x)
-    tgt = None
-    if target is not None:
-        tgt = torch.full((n,), target, dtype=torch.long) if isinstance(target, int) else torch.as_tensor(target).long()
-        if tgt.shape != (n,):
-            raise ValueError(f"target must be an int or have shape [{n}], got {tuple(tgt.shape)}")
     universal = is_universal(attack)
-    if universal:
-        fit_size = max(1, n // 2) if fit_size is None else fit_size
-        if isinstance(fit_size, bool) or not isinstance(fit_size, int) or not 1 <= fit_size <= n:
-            raise ValueError(f"fit_size must be an integer in [1, {n}], got {fit_size!r}")
     from ..attacks.registry import name_of
     attack_name = name_of(attack)
     attack_spec = {"name": attack_name, "class": f"{type(attack).__module__}.{type(attack).__qualname__}",
@@ -362,11 +375,10 @@ def _evaluate(st, owns, model, attack, data, *, batch_size, seed, checkpoint, ta
             checks = verify_result(net, result)
             in_fit = (ix < fit_size) if universal else torch.zeros(len(ix), dtype=torch.bool)
             rows, blobs, run_level = _records(result, checks, todo, mean, start, in_fit, store_images)
-            if st.insert_batch(run_id, rows, blobs):
-                for key, value in run_level.items():
-                    if isinstance(value, (torch.Tensor, np.ndarray)):
-                        arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
-                        st.set_artifact(run_id, f"extra/{key}/batch{start}", _store.encode_array(arr))
+            artifacts = {f"extra/{key}/batch{start}": _store.encode_array(
+                value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value)
+                for key, value in run_level.items() if isinstance(value, (torch.Tensor, np.ndarray))}
+            if st.insert_batch(run_id, rows, blobs, artifacts):
                 attacked_n += int(result.attacked.sum())
                 fooled += int(checks["verified"].sum())
             done.update(todo)

@@ -60,6 +60,10 @@ _SCHEMA = [
 ]
 
 
+_ARTIFACT_UPSERT = ("INSERT INTO artifacts (run_id, key, data) VALUES (?, ?, ?) "
+                    "ON CONFLICT (run_id, key) DO UPDATE SET data = excluded.data")
+
+
 class StoreError(ValueError):
     """The store file cannot be used: not SQLite, corrupt, locked, or not a foolkit store."""
 
@@ -282,8 +286,10 @@ class Store:
                 raise self._error(exc) from exc
             raise
 
-    def insert_batch(self, run_id: str, rows: list[dict], blobs: list[dict] | None = None) -> bool:
-        """Insert a batch's records (and blobs) in one transaction.
+    def insert_batch(self, run_id: str, rows: list[dict], blobs: list[dict] | None = None,
+                     artifacts: dict[str, bytes] | None = None) -> bool:
+        """Insert a batch's records, blobs and run-level artifacts (key -> bytes) in one
+        transaction: an interrupted run keeps all of a batch or none of it.
 
         Returns False, inserting nothing, when any of the samples is already stored (another
         process finished it); the UNIQUE constraints make a double insert impossible.
@@ -297,6 +303,8 @@ class Store:
             c.executemany(sql, [(run_id, int(r["idx"]), *(_sql_value(r.get(k)) for k in SAMPLE_COLUMNS)) for r in rows])
             if blobs:
                 c.executemany(bsql, [(run_id, int(b["idx"]), *(b.get(k) for k in BLOB_COLUMNS)) for b in blobs])
+            if artifacts:
+                c.executemany(_ARTIFACT_UPSERT, [(run_id, key, data) for key, data in artifacts.items()])
             c.execute("UPDATE runs SET updated = ? WHERE run_id = ?", (time.time(), run_id))
 
         try:
@@ -342,9 +350,7 @@ class Store:
 
     # --- artifacts ---
     def set_artifact(self, run_id: str, key: str, data: bytes) -> None:
-        self._write(lambda c: c.execute(
-            "INSERT INTO artifacts (run_id, key, data) VALUES (?, ?, ?) "
-            "ON CONFLICT (run_id, key) DO UPDATE SET data = excluded.data", (run_id, key, data)))
+        self._write(lambda c: c.execute(_ARTIFACT_UPSERT, (run_id, key, data)))
 
     def artifact(self, run_id: str, key: str) -> bytes | None:
         rows = self._run_sql("SELECT data FROM artifacts WHERE run_id = ? AND key = ?", (run_id, key))

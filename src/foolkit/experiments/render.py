@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_path, write_text
 from . import EXPERIMENTS, load_thesis_numbers
 from .verdicts import FULL_TOLERANCES, QUICK_TOLERANCES, all_verdicts, fmt, our_value, to_thesis_units
 
@@ -71,7 +72,8 @@ def _fig(width, height):
 
 def _save(fig, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
     return f"figures/{path.name}"
 
 
@@ -422,8 +424,8 @@ def write_report(out: str | Path, results: dict, store: str) -> Path:
     out = Path(out)
     blocks = build(results, store, out)
     md = out / "report.md"
-    md.write_text(to_markdown(blocks), encoding="utf-8")
-    (out / "report.html").write_text(to_html(blocks), encoding="utf-8")
+    write_text(md, to_markdown(blocks))
+    write_text(out / "report.html", to_html(blocks))
     return md
 
 

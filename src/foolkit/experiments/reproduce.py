@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from ..files import write_text
 from . import EXPERIMENTS, MODELS, Experiment, thesis_name, thesis_xi
 from .specs import COMPACT_MODELS, IMAGENET_MODEL
 from .verdicts import derive, derive_pairs, transfer
@@ -390,7 +391,10 @@ def reproduce(out: str | Path, *, quick: bool = False, sizes: str | None = None,
     results_path = out / "results.json"
     results = {"mode": {"quick": "quick", "cpu": "cpu", "thesis": "full"}[sizes], "experiments": {}, "models": [list(r) for r in mm.describe()],
                "dedicated": sorted(mm.dedicated), "columns": {t: c.label for t, c in mm.columns.items()}}
-    previous = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    try:
+        previous = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{results_path} is corrupt ({exc}); delete it: it is rebuilt from {out / 'runs.db'}") from exc
     if any(previous.get(k) != results[k] for k in ("mode", "columns")):
         previous = {}  # another mode or other models: do not mix their results in
     total = sum(task_cost(t) for p in plans.values() for t in p.tasks)
@@ -480,7 +484,5 @@ def select(only: list[str] | None) -> list[Experiment]:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, json.dumps(data, indent=1, default=str))
 

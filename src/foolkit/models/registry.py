@@ -115,6 +115,10 @@ def load_state_dict(path: str | os.PathLike, expected_sha256: str | None = None)
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"checkpoint {path} is not a state_dict (a dict of tensors)")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ModelError(f"checkpoint {path} has NaN or Inf values in {len(bad)} tensor(s), e.g. {bad[0]!r} "
+                         f"(a diverged training run or a corrupt file)")
     return state
 
 
@@ -146,11 +150,27 @@ def load(name: str, checkpoint: str | os.PathLike | None = None, device: str | t
     state = load_state_dict(path, expected)
     model = build(name)
     try:
-        model.net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ModelError(f"checkpoint {path} does not fit {name}: {str(exc).splitlines()[0]} "
-                         f"{str(exc).splitlines()[1] if len(str(exc).splitlines()) > 1 else ''}") from exc
+        missing, unexpected = model.net.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches; name the first rather than print them all
+        lines = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        raise ModelError(f"checkpoint {path} does not fit {name}: "
+                         f"{lines[0] if lines else str(exc).splitlines()[0][:300]}"
+                         f"{f' (and {len(lines) - 1} more)' if len(lines) > 1 else ''}") from exc
+    if missing or unexpected:
+        raise ModelError(f"checkpoint {path} does not fit {name}: {len(missing)} missing key(s) "
+                         f"(e.g. {', '.join(missing[:3]) or '-'}), {len(unexpected)} unexpected key(s) "
+                         f"(e.g. {', '.join(unexpected[:3]) or '-'})")
     return model.eval().to(device)
+
+
+def check_input(name: str, shape: tuple | torch.Size, dataset: str | None = None) -> None:
+    """Refuse images a registered model was not made for: another data set (``dataset`` when
+    the images come from a named data set) or, for CIFAR-10 models, another image size."""
+    c = card(name)
+    if dataset is not None and dataset != c.dataset:
+        raise ModelError(f"{name} is a {c.dataset} model; it cannot be evaluated on {dataset} images")
+    if c.dataset == "cifar10" and tuple(shape[-2:]) != (c.input_size, c.input_size):
+        raise ModelError(f"{name} takes {c.input_size}x{c.input_size} images, got {shape[-2]}x{shape[-1]}")
 
 
 # --- the registered models --------------------------------------------------------------

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import metrics as _metrics
 from ..evaluation.store import Store, decode
+from ..files import write_text
 from . import plots
 
 
@@ -30,6 +31,8 @@ def _fmt(value, fmt="{:.4f}", scale=1.0) -> str:
 def _pick(samples: list[dict], k: int) -> list[dict]:
     """Up to k fooled samples, spread over the run (first, then evenly)."""
     fooled = [s for s in samples if s["attacked"] and s["success"] and s["verified"]]
+    if k <= 0:
+        return []
     if len(fooled) <= k:
         return fooled
     step = len(fooled) / k
@@ -126,7 +129,5 @@ def write_report(path: str | os.PathLike, out: str | os.PathLike, max_images: in
     text = render(path, max_images=max_images)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
+    write_text(out, text)
     return out
