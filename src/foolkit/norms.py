@@ -68,7 +68,13 @@ def pixels_changed(r: torch.Tensor) -> torch.Tensor:
 def dual_norm(w: torch.Tensor, p: float) -> torch.Tensor:
     """Per-sample ``||w||_q`` with q the dual exponent of p. w: [N, ...] -> [N]."""
     q = dual_exponent(p)
-    return torch.linalg.vector_norm(w.flatten(1), ord=q, dim=1)
+    return torch.linalg.vector_norm(_at_least_float32(w.flatten(1)), ord=q, dim=1)
+
+
+def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    # Gradients of half-precision models: sums of |w|^q overflow float16 and the 1e-30 floors
+    # below round to 0 there, so norms and directions are computed in float32 (float64 kept).
+    return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
 def steepest_direction(w: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,7 +85,7 @@ def steepest_direction(w: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.T
     """
     p = check_p(p)
     q = dual_exponent(p)
-    flat = w.flatten(1)
+    flat = _at_least_float32(w.flatten(1))
     if math.isinf(p):  # q = 1: sign vector
         w_dual = flat.abs().sum(1)
         d = flat.sign()
@@ -97,7 +103,7 @@ def steepest_direction(w: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.T
         u_q = torch.linalg.vector_norm(u, ord=q, dim=1, keepdim=True).clamp_min(1e-30)
         d = (u.abs() / u_q).pow(q - 1) * u.sign()
         w_dual = u_q.squeeze(1) * scale.squeeze(1)
-    return d.view_as(w), w_dual
+    return d.to(w.dtype).view_as(w), w_dual
 
 
 def project_lp_ball(v: torch.Tensor, p: float, radius: float | torch.Tensor) -> torch.Tensor:

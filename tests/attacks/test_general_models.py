@@ -122,3 +122,14 @@ def test_precision_and_device_mismatch_are_explained():
 def test_infinite_parameters_are_refused(make):
     with pytest.raises(ValueError, match="finite"):
         make()
+
+
+@pytest.mark.parametrize("norm", [2, "inf", 1, 3])
+def test_half_precision_model(norm):
+    # norms are taken in float32: float16 sums of |w|^q overflow and the 1e-30 floors round to 0
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 16), nn.ReLU(), nn.Linear(16, 5)).half()
+    x = torch.rand(8, 3, 8, 8).half()
+    result = DeepFool(norm=norm)(model, x)
+    assert result.x_adv.dtype == torch.float16 and torch.isfinite(result.x_adv.float()).all()
+    assert result.fooling_rate >= 0.9
