@@ -133,3 +133,16 @@ def test_half_precision_model(norm):
     result = DeepFool(norm=norm)(model, x)
     assert result.x_adv.dtype == torch.float16 and torch.isfinite(result.x_adv.float()).all()
     assert result.fooling_rate >= 0.9
+
+
+def test_lbfgs_solves_large_batches_in_parts(monkeypatch):
+    # L-BFGS-B's memory grows with the variables of a joint solve; parts must give the same answer
+    from foolkit.attacks import LBFGS
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 4)).double()
+    x = torch.rand(6, 3, 4, 4, dtype=torch.float64)
+    whole = LBFGS(search_steps=3, max_iter=20)(model, x)
+    monkeypatch.setattr(LBFGS, "max_variables", 3 * 4 * 4 * 2)  # two images per solve
+    parts = LBFGS(search_steps=3, max_iter=20)(model, x)
+    assert parts.success.tolist() == whole.success.tolist()
+    assert torch.allclose(parts.norms(2), whole.norms(2), rtol=0.05)

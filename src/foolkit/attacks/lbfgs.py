@@ -17,7 +17,8 @@ Choices, and why:
   enforces the box exactly (projected Cauchy point), which is what the paper used; torch's
   L-BFGS has no bounds. The objective is a sum of per-image terms with disjoint variables,
   so the joint minimiser is the per-image minimisers, and one function evaluation is one
-  batched forward + backward pass.
+  batched forward + backward pass. Large images are solved a few at a time
+  (``max_variables``), which bounds SciPy's memory (about 25 float64 copies of the variables).
 - Squared norm: the thesis writes c*||r||; minimisers of c*||r|| + L and c'*||r||^2 + L trace
   the same path as c varies (c = 2 c' ||r||), and the squared form is smooth at r = 0, where
   the search starts.
@@ -35,7 +36,7 @@ import scipy.optimize
 import torch
 import torch.nn.functional as F
 
-from .base import Attack, Counter, check_nonnegative, check_positive_int
+from .base import Attack, Counter, check_nonnegative, check_positive_int, wide_logits
 
 
 class LBFGS(Attack):
@@ -60,7 +61,20 @@ class LBFGS(Attack):
         self.max_iter = check_positive_int("max_iter", max_iter)
         self.search_tolerance = check_nonnegative("search_tolerance", search_tolerance, strict=True)
 
+    #: Most variables in one L-BFGS-B solve: SciPy keeps about 2*maxcor+5 = 25 float64 vectors
+    #: of this length (1.7 GB here), so large images are solved a few at a time.
+    max_variables = 2 ** 23
+
     def _solve(self, model, x0, const, wanted, targeted, x_start, counter):
+        """L-BFGS-B solves for the rows of x0, as few joint solves as memory allows; returns the
+        minimisers and the number of function evaluations per row ``[n]``."""
+        per = max(1, self.max_variables // x0[0].numel())
+        parts = [self._solve_joint(model, x0[i:i + per], const[i:i + per], wanted[i:i + per], targeted,
+                                   x_start[i:i + per], counter) for i in range(0, len(x0), per)]
+        evaluations = torch.cat([torch.full((len(x),), e, dtype=torch.long, device=x0.device) for x, e in parts])
+        return torch.cat([x for x, _ in parts]), evaluations
+
+    def _solve_joint(self, model, x0, const, wanted, targeted, x_start, counter):
         """One L-BFGS-B solve for all rows of x0 at once; returns the minimiser and #evaluations."""
         shape, dtype, device = x0.shape, x0.dtype, x0.device
         const_t = const.to(dtype).view(-1, 1, 1, 1)
@@ -71,8 +85,7 @@ class LBFGS(Attack):
             evaluations += 1
             z = torch.from_numpy(flat).to(device=device, dtype=dtype).view(shape).requires_grad_(True)
             with torch.enable_grad():
-                logits = model(z)
-                logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+                logits = wide_logits(model(z))
                 if targeted:
                     loss = F.cross_entropy(logits, wanted, reduction="none")
                 else:  # -log(1 - p_label), computed stably: bounded below, unlike log p_label
