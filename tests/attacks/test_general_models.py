@@ -146,3 +146,16 @@ def test_lbfgs_solves_large_batches_in_parts(monkeypatch):
     parts = LBFGS(search_steps=3, max_iter=20)(model, x)
     assert parts.success.tolist() == whole.success.tolist()
     assert torch.allclose(parts.norms(2), whole.norms(2), rtol=0.05)
+
+
+def test_a_users_mean_attribute_is_not_taken_for_normalisation():
+    class WithMean(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mean = torch.zeros(10)  # something else entirely
+            self.fc = nn.Linear(12, 3)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1))
+
+    assert FGSM(eps=0.1)(WithMean(), torch.rand(2, 3, 2, 2)).attacked.all()

@@ -128,11 +128,13 @@ def validate_images(x: Any) -> torch.Tensor:
 
 def check_model(model: Any, x: torch.Tensor) -> None:
     """Check what can be checked of a model before it runs on ``x`` ``[N,C,H,W]``: an
-    ``nn.Module`` whose normalisation (a ``mean`` of C values, where it has one) fits C."""
+    ``nn.Module``, and for foolkit's ``Normalized`` wrapper a normalisation of C channels."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module (float [N,C,H,W] in [0,1] -> logits), "
                          f"got {type(model).__name__}")
-    mean = getattr(model, "mean", None)
+    from ..models.wrappers import Normalized  # foolkit's own wrapper: a user's `mean` may mean anything
+
+    mean = model.mean if isinstance(model, Normalized) else None
     if isinstance(mean, torch.Tensor) and mean.numel() not in (1, x.shape[1]):
         raise ValueError(f"the model normalises {mean.numel()} channels but the images have {x.shape[1]} "
                          f"(shape {tuple(x.shape)})")
