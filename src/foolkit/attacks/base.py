@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,17 +141,21 @@ def check_model(model: Any, x: torch.Tensor) -> None:
                          f"(shape {tuple(x.shape)})")
 
 
-def forward_errors_explained(model: nn.Module, x: torch.Tensor, exc: RuntimeError) -> Exception:
-    """A clearer error for the usual reasons a forward pass fails: images on another device or
-    of another float type than the model's weights. Returns ``exc`` itself otherwise."""
-    weight = next((t for t in model.parameters() if t.is_floating_point()), None)
-    if weight is not None and weight.device != x.device:
-        return ValueError(f"the images are on {x.device} but the model is on {weight.device}; "
-                          f"move one to the other ({exc})")
-    if weight is not None and weight.dtype != x.dtype:
-        return ValueError(f"the images are {x.dtype} but the model's weights are {weight.dtype}; "
-                          f"convert one to the other, e.g. x.to({weight.dtype}) ({exc})")
-    return exc
+@contextmanager
+def forward_errors_explained(model: nn.Module, x: torch.Tensor):
+    """Around a forward pass: re-raise its failure as a clearer ``ValueError`` when the usual
+    reason holds (images on another device, or of another float type, than the model's weights)."""
+    try:
+        yield
+    except RuntimeError as exc:
+        weight = next((t for t in model.parameters() if t.is_floating_point()), None)
+        if weight is not None and weight.device != x.device:
+            raise ValueError(f"the images are on {x.device} but the model is on {weight.device}; "
+                             f"move one to the other ({exc})") from exc
+        if weight is not None and weight.dtype != x.dtype:
+            raise ValueError(f"the images are {x.dtype} but the model's weights are {weight.dtype}; "
+                             f"convert one to the other, e.g. x.to({weight.dtype}) ({exc})") from exc
+        raise
 
 
 def check_logits(logits: Any, n: int) -> torch.Tensor:
@@ -176,14 +181,8 @@ def check_model_output(model: Any, x: torch.Tensor) -> int:
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            try:
-                logits = model(x)
-            except RuntimeError as exc:
-                err = forward_errors_explained(model, x, exc)
-                if err is exc:
-                    raise
-                raise err from exc
+        with torch.no_grad(), forward_errors_explained(model, x):
+            logits = model(x)
     finally:
         model.train(was_training)
     return check_logits(logits, len(x)).shape[1]
@@ -307,13 +306,8 @@ class Attack:
         model.eval()
         try:
             counter = Counter()
-            try:
+            with forward_errors_explained(model, x):
                 clean_logits = self._clean_pass(model, x, y, target, counter)
-            except RuntimeError as exc:
-                err = forward_errors_explained(model, x, exc)
-                if err is exc:
-                    raise
-                raise err from exc
             clean_logits = wide_logits(check_logits(clean_logits, len(x)).detach())
             counter.cache["clean_logits"] = clean_logits
             counter.cache["owner"] = self  # inner attacks run by this one must not reuse it
