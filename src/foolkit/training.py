@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .files import atomic_path, write_text
+from .safe_load import describe_load_error
 
 
 @dataclass
@@ -226,8 +227,8 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
         try:
             state = torch.load(state_path, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise ValueError(f"cannot resume: {state_path} is corrupt ({str(exc).splitlines()[0]}); "
-                             f"delete it to start over") from exc
+            raise ValueError(f"cannot resume: {state_path} is corrupt ({describe_load_error(exc)}); "
+                             f"delete it to start over") from None
         saved = {"cutout": 0, **state["config"]}  # states written before --cutout existed trained without it
         checked = ("model", "batch_size", "max_lr", "seed", "limit", "swa_lr", "cutout") + (
             () if config.reschedule else ("epochs",))

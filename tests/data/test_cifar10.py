@@ -1,4 +1,6 @@
+import io
 import pickle
+import struct
 
 import numpy as np
 import pytest
@@ -9,15 +11,50 @@ import foolkit as fk
 from foolkit.data import DataError
 
 
+class Py2Pickler(pickle._Pickler):
+    """Writes what Python 2's cPickle wrote for the official CIFAR-10 files (protocol 2): every
+    str as a BINSTRING (bytes once read with encoding="bytes"), numpy's array reconstruction
+    under its numpy 1 name numpy.core.multiarray._reconstruct."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_bytes(self, obj):
+        n = len(obj)
+        self.write((pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)) + obj)
+        self.memoize(obj)
+
+    def save_str(self, obj):
+        self.save_bytes(obj.encode("latin1"))
+
+    def save_global(self, obj, name=None):
+        module = {"numpy._core.multiarray": "numpy.core.multiarray"}.get(obj.__module__, obj.__module__)
+        self.write(pickle.GLOBAL + f"{module}\n{name or obj.__qualname__}\n".encode())
+        self.memoize(obj)
+
+    dispatch[bytes] = save_bytes
+    dispatch[str] = save_str
+
+
+def py2_pickle(obj) -> bytes:
+    buf = io.BytesIO()
+    Py2Pickler(buf, protocol=2).dump(obj)
+    return buf.getvalue()
+
+
 def write_official(root, n_per_batch=4):
+    """A cifar-10-batches-py folder in the official format: Python 2 protocol-2 pickles of dicts
+    with data uint8 [n,3072], labels a list of ints, batch_label, filenames; and batches.meta."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.RandomState(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         data = rng.randint(0, 256, size=(n_per_batch, 3072), dtype=np.uint8)
-        labels = list(rng.randint(0, 10, size=n_per_batch))
-        with open(folder / name, "wb") as fh:
-            pickle.dump({b"data": data, b"labels": labels}, fh)
+        labels = [int(v) for v in rng.randint(0, 10, size=n_per_batch)]
+        batch = {"batch_label": f"{name} of 6", "labels": labels, "data": data,
+                 "filenames": [f"img_{i}.png" for i in range(n_per_batch)]}
+        (folder / name).write_bytes(py2_pickle(batch))
+    meta = {"num_cases_per_batch": n_per_batch, "label_names": list(fk.data.CIFAR10_CLASSES), "num_vis": 3072}
+    (folder / "batches.meta").write_bytes(py2_pickle(meta))
     return folder
 
 
@@ -116,6 +153,101 @@ def test_corrupt_official_batch(tmp_path):
         fk.data.load("cifar10", "test", root=tmp_path)
 
 
+def test_official_format_genuine_python2_layout(tmp_path):
+    """Python 2 pickles with numpy.core.multiarray (numpy 1 names), batches.meta beside them."""
+    from foolkit.safe_load import load_cifar_pickle
+    folder = write_official(tmp_path, n_per_batch=3)
+    raw = (folder / "test_batch").read_bytes()
+    assert b"numpy.core.multiarray\n_reconstruct\n" in raw  # the old name, as the official files
+    x, y = fk.data.load("cifar10", "test", root=folder)  # the batches folder itself works too
+    ref = pickle.loads(raw, encoding="bytes")
+    assert torch.equal((x * 255).round().to(torch.uint8).flatten(1), torch.from_numpy(ref[b"data"]))
+    assert y.tolist() == ref[b"labels"]
+    meta = load_cifar_pickle(folder / "batches.meta")
+    assert [n.decode() for n in meta[b"label_names"]] == list(fk.data.CIFAR10_CLASSES)
+    assert meta[b"num_vis"] == 3072
+
+
+def test_official_format_written_by_python3_protocol2(tmp_path):
+    """Re-pickled with Python 3 at protocol 2 (bytes via _codecs.encode, numpy 2's numpy._core)."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    data = np.arange(2 * 3072, dtype=np.int64).astype(np.uint8).reshape(2, 3072)
+    with open(folder / "test_batch", "wb") as fh:
+        pickle.dump({b"data": data, b"labels": [3, 7], b"batch_label": b"x"}, fh, protocol=2)
+    x, y = fk.data.load("cifar10", "test", root=tmp_path)
+    assert y.tolist() == [3, 7] and x.shape == (2, 3, 32, 32)
+    assert torch.equal((x * 255).round().to(torch.uint8).flatten(1), torch.from_numpy(data))
+
+
+class _Payload:
+    """Unpickling calls func(*args): here a command that would create a marker file."""
+
+    def __init__(self, func, args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def _payloads(marker):
+    import builtins
+    import os
+    import subprocess
+    cmd = f"touch {marker}"
+    return {
+        "os.system": _Payload(os.system, (cmd,)),  # pickles as posix.system on Linux
+        "builtins.exec": _Payload(builtins.exec, (f"open({str(marker)!r}, 'w').close()",)),
+        "builtins.eval": _Payload(builtins.eval, (f"open({str(marker)!r}, 'w').close()",)),
+        "subprocess.Popen": _Payload(subprocess.Popen, (["touch", str(marker)],)),
+        "builtins.open": _Payload(open, (str(marker), "w")),
+    }
+
+
+@pytest.mark.parametrize("kind", ["os.system", "builtins.exec", "builtins.eval", "subprocess.Popen", "builtins.open"])
+@pytest.mark.parametrize("where", ["top", "labels"])
+def test_official_batch_that_runs_code_is_refused(tmp_path, kind, where):
+    """A `test_batch` whose unpickling would run code: one-line DataError naming the file and
+    the refused global; nothing runs (no marker file)."""
+    folder = write_official(tmp_path)
+    marker = tmp_path / "MARKER"
+    payload = _payloads(marker)[kind]
+    obj = payload if where == "top" else {b"data": np.zeros((1, 3072), np.uint8), b"labels": [payload]}
+    with open(folder / "test_batch", "wb") as fh:
+        pickle.dump(obj, fh, protocol=2)
+    with pytest.raises(DataError) as info:
+        fk.data.load("cifar10", "test", root=tmp_path)
+    msg = str(info.value)
+    assert "\n" not in msg and "test_batch" in msg and "refused global" in msg
+    module, _, name = kind.rpartition(".")
+    assert name in msg, msg  # the refused callable is named (os.system pickles as posix.system)
+    assert not marker.exists()
+    fk.data.load("cifar10", "train", root=tmp_path)  # the untouched batches still load
+
+
+def test_refused_global_with_escape_codes_is_printed_clean(tmp_path):
+    """The refused global's name is text the file's author chose: no terminal escapes reach the message."""
+    folder = write_official(tmp_path)
+    (folder / "test_batch").write_bytes(b"\x80\x02c\x1b[2J\x1b]0;pwned\x07os\nsystem\nq\x00.")
+    with pytest.raises(DataError, match="refused global") as info:
+        fk.data.load("cifar10", "test", root=tmp_path)
+    assert "\x1b" not in str(info.value) and "\x07" not in str(info.value)
+    # protocol 4 names its globals with counted strings: a newline in one must not split the line
+    (folder / "test_batch").write_bytes(pickle.dumps(None, protocol=4)[:2] + pickle.dumps("os\nx", protocol=4)[2:-1]
+                                        + pickle.dumps("system\x1b[31m", protocol=4)[2:-1] + b"\x93N\x85R.")
+    with pytest.raises(DataError, match="refused global os x.system") as info:
+        fk.data.load("cifar10", "test", root=tmp_path)
+    assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
+
+
+def test_codecs_encode_allowed_only_for_latin1(tmp_path):
+    folder = write_official(tmp_path)
+    # _codecs.encode("x", "rot13"): the latin-1 bytes of protocol 2 are allowed, other codecs not
+    (folder / "test_batch").write_bytes(b"\x80\x02c_codecs\nencode\nq\x00X\x01\x00\x00\x00xX\x05\x00\x00\x00rot13\x86R.")
+    with pytest.raises(DataError, match="refused global _codecs.encode"):
+        fk.data.load("cifar10", "test", root=tmp_path)
+
+
 def test_full_jpeg_export_prefix_is_the_bundled_subset():
     from pathlib import Path
     root = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "cifar10-jpeg"
@@ -124,3 +256,38 @@ def test_full_jpeg_export_prefix_is_the_bundled_subset():
     x, y = fk.data.load("cifar10", "test", n=1000, root=root)
     xb, yb = fk.data.load("cifar10", "test", n=1000, root=None)
     assert torch.equal(y, yb) and torch.equal(x, xb)
+
+
+def test_image_folder_missing_or_empty_class_is_refused(tmp_path):
+    # Accepted before, it printed "truck 0.00% (n=0)" in `foolkit eval`.
+    import shutil
+    write_folder(tmp_path / "a")
+    shutil.rmtree(tmp_path / "a" / "test" / "truck")
+    shutil.rmtree(tmp_path / "a" / "test" / "cat")
+    with pytest.raises(DataError, match=r"no folder for class\(es\) \['cat', 'truck'\]") as info:
+        fk.data.load("cifar10", "test", root=tmp_path / "a")
+    assert "\n" not in str(info.value)
+    write_folder(tmp_path / "b")
+    for f in (tmp_path / "b" / "test" / "ship").iterdir():
+        f.unlink()
+    (tmp_path / "b" / "test" / "ship" / "notes.txt").write_text("not an image")
+    with pytest.raises(DataError, match=r"no images .* class folder\(s\) \['ship'\]"):
+        fk.data.load("cifar10", "test", root=tmp_path / "b")
+
+
+def test_symlink_loops_are_reported_as_loops(tmp_path):
+    import os
+    os.symlink("root", tmp_path / "root")
+    with pytest.raises(DataError, match="symlink loop"):
+        fk.data.load("cifar10", "test", root=tmp_path / "root")
+    (tmp_path / "tree").mkdir()
+    os.symlink("test", tmp_path / "tree" / "test")
+    with pytest.raises(DataError, match="symlink loop") as info:
+        fk.data.load("cifar10", "test", root=tmp_path / "tree")
+    assert str(tmp_path / "tree" / "test") in str(info.value)
+    write_folder(tmp_path / "c")
+    import shutil
+    shutil.rmtree(tmp_path / "c" / "test" / "dog")
+    os.symlink("dog", tmp_path / "c" / "test" / "dog")
+    with pytest.raises(DataError, match="symlink loop"):
+        fk.data.load("cifar10", "test", root=tmp_path / "c")

@@ -5,14 +5,15 @@ Every loader returns ``(x, y)``: ``x`` float32 ``[N,3,32,32]`` in [0,1], ``y`` i
 """
 from __future__ import annotations
 
+import errno
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..safe_load import UnsafePickleError, clean_text, describe_load_error, load_cifar_pickle
 from .classes import CIFAR10_CLASSES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -22,6 +23,22 @@ SPLITS = ("train", "test")
 
 class DataError(ValueError):
     """A dataset could not be read: the message says which file or folder and why."""
+
+
+def missing_path_error(path: str | os.PathLike, what: str, plain: str | None = None,
+                       error: type[DataError] = DataError) -> DataError:
+    """The error for a ``path`` that does not exist: says "symlink loop" or "broken symlink" when
+    that is the reason (``Path.exists()`` is False for both, which reads as "not found").
+    ``plain``: the message when the path is simply absent (default "<what> not found: <path>")."""
+    path = Path(path)
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return error(f"{what} {path} is a symlink loop (too many levels of symbolic links)")
+    if path.is_symlink():
+        return error(f"{what} not found: {path} is a broken symlink to {os.readlink(path)}")
+    return error(plain or f"{what} not found: {path}")
 
 
 def _to_tensors(images_u8: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -35,7 +52,11 @@ def _to_tensors(images_u8: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor
 
 
 def read_official(root: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``cifar-10-batches-py`` (the official pickles). Returns uint8 [N,3,32,32], int64 [N]."""
+    """Read ``cifar-10-batches-py`` (the official pickles). Returns uint8 [N,3,32,32], int64 [N].
+
+    The files are read with a restricted unpickler (:mod:`foolkit.safe_load`): a file that names
+    any Python callable other than numpy's array reconstruction is refused, never executed.
+    """
     root = Path(root)
     folder = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
@@ -45,12 +66,20 @@ def read_official(root: str | os.PathLike, split: str) -> tuple[np.ndarray, np.n
         if not path.is_file():
             raise DataError(f"CIFAR-10 official format: missing file {path}")
         try:
-            with open(path, "rb") as fh:
-                batch = pickle.load(fh, encoding="bytes")
+            batch = load_cifar_pickle(path)  # restricted: a data folder must not run code
+        except UnsafePickleError as exc:
+            raise DataError(f"CIFAR-10 official format: {path} is not a plain CIFAR-10 batch "
+                            f"(it names a Python object to call: {exc}); not loaded") from None
+        except Exception as exc:  # truncated or garbage bytes: a corrupt batch file
+            raise DataError(f"CIFAR-10 official format: cannot read {path}: "
+                            f"{describe_load_error(exc)}") from None
+        try:
             data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             lab = np.asarray(batch[b"labels"], dtype=np.int64)
-        except Exception as exc:  # any unpickling/shape failure means a corrupt batch file
-            raise DataError(f"CIFAR-10 official format: cannot read {path}: {exc}") from exc
+        except Exception as exc:  # not a dict with b"data" [N,3072] and b"labels" [N]
+            raise DataError(f"CIFAR-10 official format: cannot read {path}: expected a dict with "
+                            f"b'data' uint8 [N,3072] and b'labels' [N] "
+                            f"({clean_text(f'{type(exc).__name__}: {exc}').splitlines()[0][:200]})") from None
         if len(data) != len(lab):
             raise DataError(f"CIFAR-10 official format: {path} has {len(data)} images but {len(lab)} labels")
         images.append(data)
@@ -78,11 +107,17 @@ def read_image_folder(root: str | os.PathLike, split: str, classes=CIFAR10_CLASS
             f"ImageFolder layout: {split_dir} must hold one folder per class {list(classes)}; "
             f"found {found or 'no class folders'}"
         )
+    # A missing class would be silently absent from every rate ("truck 0.00% (n=0)").
+    missing = [name for name in classes if name not in found]
+    for name in missing:
+        if (split_dir / name).is_symlink():
+            raise missing_path_error(split_dir / name, "ImageFolder class folder")
+    if missing:
+        raise DataError(f"ImageFolder layout: {split_dir} has no folder for class(es) {missing}; "
+                        f"all {len(classes)} classes need one (found {len(found)})")
     images, labels = [], []
     for label, name in enumerate(classes):
         folder = split_dir / name
-        if not folder.is_dir():
-            continue
         for path in sorted(folder.iterdir()):
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
@@ -98,6 +133,10 @@ def read_image_folder(root: str | os.PathLike, split: str, classes=CIFAR10_CLASS
     if not images:
         raise DataError(f"ImageFolder layout: no images under {split_dir}")
     labels = np.asarray(labels, dtype=np.int64)
+    empty = [name for k, name in enumerate(classes) if not (labels == k).any()]
+    if empty:
+        raise DataError(f"ImageFolder layout: no images ({', '.join(IMAGE_SUFFIXES)}) in the class folder(s) "
+                        f"{empty} of {split_dir}; every class needs at least one")
     order = interleave_by_class(labels)
     arr = np.stack([images[i] for i in order]).transpose(0, 3, 1, 2)
     return np.ascontiguousarray(arr), labels[order]
@@ -135,11 +174,13 @@ def load_cifar10_uint8(split: str = "test", root: str | os.PathLike | None = Non
         return read_bundled()
     root = Path(root)
     if not root.exists():
-        raise DataError(f"data path does not exist: {root}")
+        raise missing_path_error(root, "data path", f"data path does not exist: {root}")
     if (root / "cifar-10-batches-py").is_dir() or (root / "test_batch").is_file():
         return read_official(root, split)
     if (root / split).is_dir():
         return read_image_folder(root, split)
+    if (root / split).is_symlink():  # a loop or a broken link would read as "no such folder"
+        raise missing_path_error(root / split, "ImageFolder split folder")
     raise DataError(
         f"{root} is neither the official CIFAR-10 python format (cifar-10-batches-py/) "
         f"nor an ImageFolder tree with a {split}/ folder"
