@@ -61,6 +61,17 @@ def _resumable(args) -> bool:
 
 
 
+def error_line(exc: BaseException) -> str:
+    """One line for a user error. A raw ``OSError`` (``[Errno 30] Read-only file system: 'x'``)
+    becomes ``x: read-only file system``; other messages keep their first line."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        reason = exc.strerror[:1].lower() + exc.strerror[1:]
+        names = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else f"{exc.filename}"
+        return f"{names}: {reason}"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser, handlers = build_parser()
@@ -79,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except _user_error_types() as exc:
         if getattr(args, "debug", False):
             raise
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"foolkit {args.command}: error: {message}", file=sys.stderr)
+        print(f"foolkit {args.command}: error: {error_line(exc)}", file=sys.stderr)
         return 2
 
 

@@ -1,6 +1,7 @@
 """The SQLite run store: schema, atomic batches, UNIQUE samples, codecs, refusing bad files."""
 import hashlib
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +174,80 @@ def test_memory_store():
         s.ensure_run("r1", {"a": 1}, 1, "r")
         assert s.insert_batch("r1", [row(0)])
         assert len(s.samples("r1")) == 1
+
+
+def finished_store(path, n=50):
+    with Store(path) as s:
+        s.ensure_run("r1", {}, n, "r")
+        s.insert_batch("r1", [row(i) for i in range(n)])
+    assert not Path(f"{path}-wal").exists()  # a clean close checkpoints and removes the -wal file
+
+
+def test_reading_creates_no_sidecar_files_and_changes_nothing(tmp_path):
+    """A finished store is read with immutable=1: a plain mode=ro connection would leave -wal
+    and -shm files beside it (and cannot open it at all in a read-only folder without them)."""
+    path = tmp_path / "r.db"
+    finished_store(path)
+    before, mtime = digest(path), path.stat().st_mtime_ns
+    with Store(path, readonly=True) as s:
+        assert len(s.samples("r1")) == 50
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["r.db"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.db"]
+    assert digest(path) == before and path.stat().st_mtime_ns == mtime
+
+
+def test_reading_beside_a_live_writer_sees_its_commits(tmp_path):
+    """With a -wal file (a writer is open, or was killed), reading goes through mode=ro, which
+    sees the commits still in the -wal file; immutable=1 would miss them."""
+    path = tmp_path / "r.db"
+    finished_store(path)
+    with Store(path) as writer:
+        writer.insert_batch("r1", [row(i) for i in range(50, 60)])
+        assert Path(f"{path}-wal").exists()
+        with Store(path, readonly=True) as s:
+            assert len(s.samples("r1")) == 60
+
+
+def test_read_only_folder_with_a_wal_file_falls_back_to_the_main_file(tmp_path, monkeypatch):
+    """Simulated: SQLite's 'unable to open database file' for mode=ro (what a read-only folder
+    without a -shm file gives) makes the store fall back to immutable=1. Tests run as root, where
+    a chmod'ed folder stays writable, so the failure is injected rather than real."""
+    path = tmp_path / "r.db"
+    finished_store(path)
+    Path(f"{path}-wal").write_bytes(b"")  # left by a killed writer: empty, nothing to replay
+    real = sqlite3.connect
+
+    def connect(database, *args, **kwargs):
+        if isinstance(database, str) and database.endswith("?mode=ro"):
+            raise sqlite3.OperationalError("unable to open database file")
+        return real(database, *args, **kwargs)
+
+    monkeypatch.setattr(st.sqlite3, "connect", connect)
+    with Store(path, readonly=True) as s:
+        assert len(s.samples("r1")) == 50
+
+
+def test_corrupt_store_gets_no_wal_files_and_a_whole_one_line_message(tmp_path):
+    path = tmp_path / "r.db"
+    finished_store(path, n=200)
+    clean = path.read_bytes()
+    page = int.from_bytes(clean[16:18], "big")
+    found = None
+    for start in range(page, len(clean), page):  # a page whose damage quick_check reports on 2+ lines
+        data = bytearray(clean)
+        data[start + 8:start + 12] = b"\xde\xad\xbe\xef"
+        path.write_bytes(bytes(data))
+        try:
+            Store(path, readonly=True).close()
+        except StoreError as exc:
+            if "On tree page" in str(exc):
+                found = str(exc)
+                break
+    assert found, "no corruption reported by quick_check"
+    assert "\n" not in found and found.endswith("nothing was written to it")
+    before = digest(path)
+    for readonly in (True, False):
+        with pytest.raises(StoreError, match="is corrupt"):
+            Store(path, readonly=readonly)
+    assert digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.db"]

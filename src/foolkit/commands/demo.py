@@ -14,6 +14,8 @@ NAME = "demo"
 HELP = "evaluate cifar10/resnet20 on the bundled images and attack them (quick settings), with a report"
 
 MODEL = "cifar10/resnet20"
+DEFAULT_STORE = "runs/demo.db"
+DEFAULT_REPORT = "runs/demo-report.html"
 
 # (row title, registry name, quick parameters). Parameters an attack class does not take are
 # dropped (with a note), attacks that are not available are skipped.
@@ -30,12 +32,15 @@ QUICK: list[tuple[str, str, dict]] = [
 
 
 def add_arguments(p) -> None:
+    from ..files import FORCE_HELP
+
     p.add_argument("--n", type=int, default=200, help="bundled test images to attack (default 200)")
-    p.add_argument("--out", default="runs/demo.db", help="run store (default runs/demo.db; rerun to resume)")
-    p.add_argument("--report", default="runs/demo-report.html", help="HTML report (default runs/demo-report.html)")
+    p.add_argument("--out", default=None, help=f"run store (default {DEFAULT_STORE}; rerun to resume)")
+    p.add_argument("--report", default=None, help=f"HTML report (default {DEFAULT_REPORT})")
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="weights for resnet20 instead of the shipped ones")
     p.add_argument("--batch-size", type=int, default=100, help="images per committed batch")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
 
 def _quick_attacks():
@@ -65,6 +70,7 @@ def run(args) -> int:
     from ..data import CIFAR10_CLASSES, load
     from ..evaluation.clean import clean_accuracy
     from ..evaluation.runner import evaluate
+    from ..files import check_output
     from ..models.registry import load as load_model
     from ..report import write_report
 
@@ -72,6 +78,11 @@ def run(args) -> int:
         raise ValueError(f"--n must be between 1 and 1000 (the bundled images), got {args.n}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    # Both outputs are checked before the long job; only the default folder runs/ is created.
+    args.out = str(check_output(args.out or DEFAULT_STORE, inputs=[args.checkpoint], kind="store",
+                                create_folder=args.out is None))
+    args.report = str(check_output(args.report or DEFAULT_REPORT, inputs=[args.out, args.checkpoint], kind="report",
+                                   force=args.force, create_folder=args.report is None))
     t0 = time.perf_counter()
     torch.manual_seed(0)
     model = load_model(MODEL, checkpoint=args.checkpoint)

@@ -11,11 +11,10 @@ def add_arguments(p) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--n", type=int, default=None, help="first N images only")
     p.add_argument("--checkpoint", default=None, help="state_dict file for the raw network (one model only)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
-    import torch
-
     from ..data import class_names, load
     from ..evaluation.clean import clean_accuracy
     from ..models.registry import card, load as load_model
@@ -26,14 +25,16 @@ def run(args) -> int:
         if card(name).dataset != "cifar10":
             raise ValueError(f"{name} is a {card(name).dataset} model; foolkit eval measures CIFAR-10 models "
                              f"(attack photos with `foolkit attack --image PATH --model {name}`)")
-    torch.set_grad_enabled(False)
+    # no torch.set_grad_enabled(False) here: it would outlast the command in the calling
+    # process (tests, notebooks); clean_accuracy runs under no_grad itself
     x, y = load("cifar10", args.split, n=args.n, root=args.data)
     rows = []
     for name in args.model:
         c = card(name)
         model = load_model(name, checkpoint=args.checkpoint)
-        report = clean_accuracy(model, x, y, class_names(c.dataset))
-        print(f"== {name} ({c.num_params / 1e6:.2f}M parameters)")
+        print(f"== {name} ({c.num_params / 1e6:.2f}M parameters)", flush=True)  # before the bar
+        report = clean_accuracy(model, x, y, class_names(c.dataset), progress=not getattr(args, "quiet", False),
+                                desc=name)
         print(report.format())
         print()
         rows.append((name, c.num_params, report.accuracy))

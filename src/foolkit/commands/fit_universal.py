@@ -38,7 +38,18 @@ def parse_xi(text: str) -> float:
     return value
 
 
+def default_mode() -> str:
+    """UniversalPerturbation's default mode, so `fit-universal` and `attack --attack universal` fit alike."""
+    import inspect
+
+    from ..attacks.universal import UniversalPerturbation
+    return inspect.signature(UniversalPerturbation).parameters["mode"].default
+
+
 def add_arguments(p) -> None:
+    from ..files import FORCE_HELP
+
+    mode = default_mode()
     p.add_argument("--model", required=True, help="registered model name (see `foolkit models`)")
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="state_dict file for the model's raw network")
     p.add_argument("--norm", default="inf", help="2 or inf (default inf)")
@@ -54,13 +65,17 @@ def add_arguments(p) -> None:
                                                  "else test: the bundled images)")
     p.add_argument("--delta", type=float, default=0.2, help="stop at a fooling rate of 1 - delta on X (default 0.2)")
     p.add_argument("--max-passes", type=int, default=10, help="passes over X at most (default 10)")
-    p.add_argument("--mode", default="batched", choices=("batched", "faithful"),
-                   help="batched (fast, default) or faithful (one image at a time, the authors' loop)")
+    p.add_argument("--mode", default=mode, choices=("faithful", "batched"),
+                   help=f"faithful (one image at a time, the authors' loop) or batched (DeepFool on --batch-size "
+                        f"images at once: faster); default {mode}, as in `foolkit attack --attack universal`")
     p.add_argument("--batch-size", type=int, default=50, help="images per DeepFool call in batched mode (default 50)")
     p.add_argument("--deepfool-norm", default="2", help="the inner DeepFool's norm, 2 (default) or inf")
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffling (default 0)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--out", default="universal.pt", metavar="FILE", help="output file (default universal.pt)")
+    p.add_argument("--out", default="universal.pt", metavar="FILE",
+                   help="output file (default universal.pt); its folder must exist; an earlier perturbation "
+                        "file is replaced")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
 
 def _photos(root: Path, size: int, count: int):
@@ -123,14 +138,14 @@ def run(args) -> int:
                                  ("--batch-size", args.batch_size, 1), ("--seed", args.seed, 0)):
         if value is not None and value < minimum:
             raise ValueError(f"{flag} must be >= {minimum}, got {value}")
-    from ..files import check_writable
+    from ..files import check_output
     from ..machine import parse_device
     parse_device(args.device)
     xi = parse_xi(args.xi)
     out = Path(args.out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a directory; give a file name such as {out / 'universal.pt'}")
-    check_writable(out)  # before the fit, not after it
+    check_output(out, inputs=[args.checkpoint], kind="perturbation", force=args.force)  # before the fit
     card(args.model)  # unknown names fail before any data is read
     uap = UniversalPerturbation(norm=args.norm, xi=xi, delta=args.delta, max_passes=args.max_passes, mode=args.mode,
                                 batch_size=args.batch_size, deepfool_norm=args.deepfool_norm, seed=args.seed)

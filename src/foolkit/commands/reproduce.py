@@ -19,7 +19,8 @@ def _split(values) -> list[str]:
 
 def add_arguments(p) -> None:
     p.add_argument("--quick", action="store_true",
-                   help="fewer images, smaller grids, wider tolerances (about 10 minutes on 2 cores); "
+                   help="fewer images and smaller grids (at most 10 minutes on 2 cores; the expected time is printed "
+                        "first); "
                         "same as --sizes quick")
     p.add_argument("--sizes", choices=("quick", "cpu", "thesis"), default=None,
                    help="sample sizes: quick; cpu (the thesis's experiments with samples cut to about 2 hours "
@@ -39,11 +40,13 @@ def add_arguments(p) -> None:
     p.add_argument("--max-images", type=int, default=None,
                    help="cap every experiment's image count (smoke tests)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--out", default="reports/thesis", help="output folder (default reports/thesis)")
+    p.add_argument("--out", default=None, help="output folder (default reports/thesis), created if missing; its "
+                                              "parent folder must exist")
 
 
 def run(args) -> int:
     from ..experiments.reproduce import reproduce
+    from ..files import check_output_folder
     from ..machine import parse_device
 
     parse_device(args.device)
@@ -52,9 +55,20 @@ def run(args) -> int:
         raise ValueError(f"--max-images must be >= 1, got {args.max_images}")
     if args.quick and args.sizes not in (None, "quick"):
         raise ValueError(f"--quick contradicts --sizes {args.sizes}")
-    path = reproduce(args.out, quick=args.quick, sizes=args.sizes, only=_split(args.only) or None, models=_split(args.models) or None,
+    # a user-given folder's parent must exist; the default's (reports/) may be created
+    out = check_output_folder(args.out or "reports/thesis", create_parents=args.out is None,
+                              inputs=[c.split("=", 1)[-1] for c in _split(args.checkpoint)],
+                              writes=("runs.db", "report.md", "report.html"))
+    path = reproduce(out, quick=args.quick, sizes=args.sizes, only=_split(args.only) or None, models=_split(args.models) or None,
                      checkpoints=_split(args.checkpoint), data_root=args.data, device=args.device,
                      progress=not args.no_progress, n_override=args.max_images,
                      debug=getattr(args, "debug", False))
     print(f"wrote {path} and {path.with_suffix('.html')}")
-    return 0
+    import json
+    import sys
+
+    from ..experiments.reproduce import failures
+    failed = failures(json.loads((path.parent / "results.json").read_text()))
+    for exp_id, status in failed:  # the report says the same under "Failed experiments"
+        print(f"foolkit reproduce: experiment {exp_id} {status}", file=sys.stderr)
+    return 1 if failed else 0

@@ -8,7 +8,8 @@ HELP = "train a registered CIFAR-10 architecture (resumes from DIR/last.pt)"
 def add_arguments(p) -> None:
     p.add_argument("model", help="registered name, e.g. cifar10/resnet20")
     p.add_argument("--data", required=True, help="CIFAR-10 root (official cifar-10-batches-py/ or ImageFolder)")
-    p.add_argument("--out", required=True, help="output folder: last.pt (resumable), weights.pt, history.json")
+    p.add_argument("--out", required=True, help="output folder: last.pt (resumable), weights.pt, history.json; "
+                                                "created if missing, its parent folder must exist")
     p.add_argument("--epochs", type=int, default=70)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--max-lr", type=float, default=0.15)
@@ -33,10 +34,12 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from ..files import check_output_folder
     from ..models.registry import card
     from ..training import TrainConfig, train
 
     card(args.model)  # unknown names fail here, listing the known ones
+    check_output_folder(args.out, inputs=[args.init_from], writes=("last.pt", "weights.pt", "history.json"))
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")

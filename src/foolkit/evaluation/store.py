@@ -122,6 +122,39 @@ def encode_extra(arrays: dict[str, np.ndarray]) -> bytes | None:
 
 
 # --- the store ----------------------------------------------------------------------------
+def _one_line(text: str, limit: int = 300) -> str:
+    """SQLite's messages (quick_check's especially) may span lines; the CLI shows one line."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
+def _connect_readonly(p: Path, timeout: float) -> sqlite3.Connection:
+    """A connection to an existing store that writes nothing and creates no file.
+
+    A store in WAL mode has a ``-wal`` file beside it while any connection is open (and after a
+    killed one). Without one, the main file holds every commit, and ``immutable=1`` reads it
+    without locks and without creating ``-wal``/``-shm`` files (which a plain ``mode=ro``
+    connection leaves behind), also on read-only media. With one, ``mode=ro`` reads the
+    commits in it; a read-only folder where SQLite cannot make its ``-shm`` file falls back to
+    the main file alone.
+    """
+    uri = p.resolve().as_uri()
+    immutable = f"{uri}?mode=ro&immutable=1"
+    if not any(Path(f"{p}{suffix}").exists() for suffix in ("-wal", "-journal")):
+        return sqlite3.connect(immutable, uri=True, timeout=timeout, isolation_level=None)
+    conn = None
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout, isolation_level=None)
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opens the file (and the -shm)
+        return conn
+    except sqlite3.OperationalError as exc:
+        if conn is not None:
+            conn.close()
+        if "unable to open" not in str(exc) and "readonly" not in str(exc):
+            raise
+        return sqlite3.connect(immutable, uri=True, timeout=timeout, isolation_level=None)
+
+
 def _locked(exc: Exception) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
@@ -133,7 +166,12 @@ class Store:
     Args:
         path: the SQLite file; created (with its folder) when missing, unless ``readonly``.
             ``":memory:"`` keeps everything in memory.
-        readonly: open without writing anything (``show``, ``report``).
+        readonly: open without writing anything (``show``, ``report``): no ``-wal``/``-shm``
+            files, no change, also on read-only media (see :func:`_connect_readonly`).
+
+    An existing file is checked (header, foolkit schema, ``PRAGMA quick_check``) through a
+    read-only connection before a writing one is opened and switched to WAL mode, so a corrupt
+    or foreign file is left exactly as it was.
         timeout: seconds to wait for another process's lock before :class:`StoreError`.
     """
 
@@ -143,6 +181,7 @@ class Store:
         self.conn: sqlite3.Connection | None = None
         memory = self.path == ":memory:"
         p = Path(self.path)
+        existing = False
         if not memory:
             if p.is_dir():
                 raise StoreError(f"{p} is a folder, not a run store file")
@@ -151,17 +190,32 @@ class Store:
                     head = fh.read(len(SQLITE_HEADER))
                 if head != SQLITE_HEADER:
                     raise StoreError(f"{p} is not an SQLite database (not a foolkit run store); refusing to touch it")
+                existing = True
             elif not p.exists():
                 if readonly:
                     raise FileNotFoundError(f"no such run store: {p}")
                 p.parent.mkdir(parents=True, exist_ok=True)
         try:
-            if readonly and not memory:
-                self.conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
-                                            isolation_level=None)
+            if existing:
+                # Check a file that is there through a connection that writes nothing: a corrupt or
+                # foreign file gets no -wal/-shm files beside it and no WAL switch.
+                self.conn = _connect_readonly(p, timeout)
+                empty = self._check_existing()
+                if not readonly:
+                    self.conn.close()
+                    self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+                    self.conn.execute("PRAGMA journal_mode = WAL")
+                    if empty:
+                        self._create()
+            elif readonly:  # an empty (0-byte) file
+                raise StoreError(f"{self.path} is an empty file, not a foolkit run store")
             else:
                 self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-            self._check_or_create()
+                if not memory:
+                    self.conn.execute("PRAGMA journal_mode = WAL")
+                self._create()
+            if not readonly:
+                self.conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a killed process loses no commit
         except StoreError:
             self.close()
             raise
@@ -170,47 +224,56 @@ class Store:
             raise self._error(exc) from exc
 
     def _error(self, exc: Exception) -> StoreError:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = _one_line(str(exc)) if str(exc) else type(exc).__name__
         if _locked(exc):
             return StoreError(f"{self.path} is locked by another process ({msg}); try again when it has finished")
         if "malformed" in msg or "not a database" in msg or "corrupt" in msg:
             return StoreError(f"{self.path} is corrupt ({msg}); nothing was written to it")
+        if "readonly" in msg or "read-only" in msg:
+            return StoreError(f"{self.path} cannot be written ({msg}): a read-only file or folder")
         return StoreError(f"{self.path}: SQLite error: {msg}")
 
-    def _check_or_create(self) -> None:
+    def _create(self) -> None:
+        """Create the schema in an empty database, in one transaction."""
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            if c.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:  # another process was first
+                c.execute("ROLLBACK")
+                self._check_existing()
+                return
+            for stmt in _SCHEMA:
+                c.execute(stmt)
+            c.execute("INSERT INTO foolkit_meta VALUES ('format', 'foolkit-run-store'), ('schema', ?)",
+                      (SCHEMA_VERSION,))
+            c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
+
+    def _check_existing(self) -> bool:
+        """Check an SQLite file is an intact foolkit store; True when it is an empty database
+        (no tables: it may become a store)."""
         c = self.conn
         app_id = c.execute("PRAGMA application_id").fetchone()[0]
         tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not tables and app_id == 0:
             if self.readonly:
                 raise StoreError(f"{self.path} is an empty database, not a foolkit run store")
-            if self.path != ":memory:":
-                c.execute("PRAGMA journal_mode = WAL")
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                for stmt in _SCHEMA:
-                    c.execute(stmt)
-                c.execute("INSERT INTO foolkit_meta VALUES ('format', 'foolkit-run-store'), ('schema', ?)",
-                          (SCHEMA_VERSION,))
-                c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
-        else:
-            if app_id != APPLICATION_ID or "foolkit_meta" not in tables:
-                shown = ", ".join(sorted(tables)[:5]) or "none"
-                raise StoreError(f"{self.path} is an SQLite database of something else (tables: {shown}), "
-                                 f"not a foolkit run store; refusing to touch it")
-            schema = dict(c.execute("SELECT key, value FROM foolkit_meta").fetchall()).get("schema")
-            if schema != SCHEMA_VERSION:
-                raise StoreError(f"{self.path} has run-store schema {schema!r}; this foolkit reads {SCHEMA_VERSION!r}")
-            check = c.execute("PRAGMA quick_check(1)").fetchone()[0]
-            if check != "ok":
-                raise StoreError(f"{self.path} is corrupt ({check}); nothing was written to it")
-            if not self.readonly and self.path != ":memory:":
-                c.execute("PRAGMA journal_mode = WAL")
-        c.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a killed process loses no commit
+            return True
+        if app_id != APPLICATION_ID or "foolkit_meta" not in tables:
+            shown = ", ".join(sorted(tables)[:5]) or "none"
+            raise StoreError(f"{self.path} is an SQLite database of something else (tables: {shown}), "
+                             f"not a foolkit run store; refusing to touch it")
+        schema = dict(c.execute("SELECT key, value FROM foolkit_meta").fetchall()).get("schema")
+        if schema != SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has run-store schema {schema!r}; this foolkit reads {SCHEMA_VERSION!r}")
+        check = c.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if check != "ok":
+            raise StoreError(f"{self.path} is corrupt ({_one_line(check)}); nothing was written to it")
+        return False
 
     # --- context management ---
     def close(self) -> None:

@@ -65,7 +65,8 @@ def _run_section(store: Store, info: dict, max_images: int, max_traces: int) -> 
                       "adv_label": s["adv_label"], "adv_conf": s["adv_conf"] or 0.0})
     if items:
         section["figures"].append({
-            "caption": "Original (true class, confidence), perturbation (amplified), adversarial image "
+            "caption": "Original (true class, confidence), perturbation scaled to be visible (0.5 + k·r, factor k "
+                       "above each panel: amplified when k > 1, shrunk when k < 1), adversarial image "
                        "(predicted class, confidence), as in thesis Fig. 12.5",
             "uri": plots.data_uri(plots.image_grid(items, classes))})
     # probability traces (One Pixel attack) from the stored per-sample extras
