@@ -28,6 +28,7 @@ import torch
 
 from .data.cifar10 import DataError
 from .files import atomic_path
+from .safe_load import describe_load_error
 
 FORMAT = "foolkit.universal"
 VERSION = 1
@@ -78,6 +79,30 @@ def _plain(value: Any) -> Any:
                      f"got {type(value).__name__}")
 
 
+# A file's perturbation may exceed its card's radius by this fraction of xi, no more. The
+# projection onto the ball runs in float32: L-inf clamping is exact, and an L2 norm over at most
+# 224*224*3 float32 values is off by ~1e-6 relative (pairwise summation), so 1e-4 never refuses
+# an honest file and still refuses any excess that matters (the issue's was 100x).
+NORM_RTOL = 1e-4
+
+
+def perturbation_norm(v: torch.Tensor, norm: float) -> float:
+    """The L2 or L-inf norm of the whole perturbation ``v`` (all entries), in float64."""
+    flat = v.detach().to("cpu", torch.float64).flatten()
+    return float(flat.abs().max()) if math.isinf(norm) else float(flat.norm(2))
+
+
+def check_within_radius(v: torch.Tensor, norm: float, xi: float, where: str, error: type[Exception] = ValueError) -> None:
+    """Raise ``error`` when ``||v||_norm > xi * (1 + NORM_RTOL)`` (see :data:`NORM_RTOL`)."""
+    if not (isinstance(xi, (int, float)) and not isinstance(xi, bool) and math.isfinite(xi) and xi > 0):
+        raise error(f"{where}: xi must be a positive finite number, got {xi!r}")
+    size = perturbation_norm(v, norm)
+    if size > xi * (1 + NORM_RTOL):
+        name = "Linf" if math.isinf(norm) else "L2"
+        raise error(f"{where}: the perturbation's {name} norm {size:.6g} exceeds the radius xi = {xi:.6g} "
+                    f"its card states ({name} <= {xi:.6g}); refusing to use it")
+
+
 def _norm_text(norm: Any) -> str:
     from .norms import parse_norm
     return "inf" if math.isinf(parse_norm(norm, allowed=(2.0, math.inf))) else "2"
@@ -104,6 +129,7 @@ def save_universal(path: str | os.PathLike, perturbation: torch.Tensor, *, model
         raise ValueError(f"perturbation must have shape [1,C,H,W] or [C,H,W], got {tuple(perturbation.shape)}")
     if not torch.isfinite(v).all():
         raise ValueError("perturbation contains NaN or Inf values")
+    check_within_radius(v, math.inf if _norm_text(norm) == "inf" else 2.0, xi, f"cannot save {path}")
     info = {"model": str(model), "norm": _norm_text(norm), "xi": float(xi),
             "input_size": int(v.shape[-1]), "shape": list(v.shape),
             "fooling_rates": _plain(dict(fooling_rates or {})),
@@ -121,23 +147,29 @@ def save_universal(path: str | os.PathLike, perturbation: torch.Tensor, *, model
 def load_universal(path: str | os.PathLike) -> UniversalFile:
     """Read a file written by :func:`save_universal` (``torch.load(weights_only=True)``).
 
+    The file is checked against its card: the card must name the model, the norm (2 or inf)
+    and the radius xi; the perturbation's norm must not exceed xi (up to :data:`NORM_RTOL`
+    relative), and its shape must match the card's ``shape`` / ``input_size`` when given.
+
     Raises:
-        UniversalFileError (a ``ValueError``): missing path, a directory, a corrupt or
-        pickled file, or a file without a finite ``[1,C,H,W]`` perturbation.
+        UniversalFileError (a ``ValueError``): missing path (or a symlink loop), a directory, a
+        corrupt or pickled file, a bare tensor without a card, a file without a finite
+        ``[1,C,H,W]`` perturbation, or one that breaks its card (norm above xi, other shape).
     """
     path = Path(path)
     if not path.exists():
-        raise UniversalFileError(f"universal perturbation file not found: {path}")
+        from .data.cifar10 import missing_path_error
+        raise missing_path_error(path, "universal perturbation file", error=UniversalFileError)
     if path.is_dir():
         raise UniversalFileError(f"{path} is a directory, not a universal perturbation file")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UniversalFileError(f"cannot read universal perturbation {path}: not a weights-only PyTorch file "
-                                 f"(corrupt, truncated or pickled objects): {first}") from None
-    if isinstance(data, torch.Tensor):  # a bare tensor: accept it, with an empty card
-        data = {"format": FORMAT, "perturbation": data, "card": {}}
+                                 f"(corrupt, truncated or pickled objects): {describe_load_error(exc)}") from None
+    if isinstance(data, torch.Tensor):  # nothing says which model, norm or radius it is for
+        raise UniversalFileError(f"{path} is a bare tensor without a card (model, norm, xi); write perturbation "
+                                 f"files with `foolkit fit-universal` or foolkit.universal_io.save_universal")
     if not isinstance(data, dict) or "perturbation" not in data:
         raise UniversalFileError(f"{path} is not a foolkit universal perturbation file (no 'perturbation' entry); "
                                  f"write one with `foolkit fit-universal`")
@@ -159,9 +191,22 @@ def load_universal(path: str | os.PathLike) -> UniversalFile:
                             ("xi", (int, float), "a number"), ("date", str, "a string")):
         if card.get(key) is not None and (not isinstance(card[key], kind) or isinstance(card[key], bool)):
             raise UniversalFileError(f"{path}: card {key} must be {what}, got {type(card[key]).__name__}")
-    if "norm" in card:
-        try:
-            card["norm"] = math.inf if str(card["norm"]).lower() in ("inf", "linf") else float(card["norm"])
-        except ValueError:
-            raise UniversalFileError(f"{path}: card norm must be 2 or inf, got {card['norm']!r}") from None
+    absent = [key for key in ("model", "norm", "xi") if card.get(key) is None]
+    if absent:
+        raise UniversalFileError(f"{path}: the card lacks {', '.join(absent)}; a perturbation is applied only "
+                                 f"with the model, norm and radius it was made for")
+    try:
+        card["norm"] = math.inf if str(card["norm"]).lower() in ("inf", "linf") else float(card["norm"])
+    except ValueError:
+        card["norm"] = None
+    if card["norm"] not in (2.0, math.inf):
+        raise UniversalFileError(f"{path}: card norm must be 2 or inf, got {data['card']['norm']!r}")
+    shape = card.get("shape")
+    if shape is not None and (not isinstance(shape, (list, tuple)) or list(shape) != list(v.shape)):
+        raise UniversalFileError(f"{path}: the perturbation has shape {list(v.shape)} but its card says {shape!r}")
+    size = card.get("input_size")
+    if size is not None and (isinstance(size, bool) or size != v.shape[-1] or size != v.shape[-2]):
+        raise UniversalFileError(f"{path}: the perturbation is {v.shape[-2]}x{v.shape[-1]} but its card says "
+                                 f"input_size {size!r}")
+    check_within_radius(v, card["norm"], card["xi"], str(path), UniversalFileError)
     return UniversalFile(perturbation=v.to(torch.float32), card=card, path=str(path))

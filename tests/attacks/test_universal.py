@@ -148,3 +148,73 @@ def test_resnet20_linf_generalises(resnet20, bundled):
             noise_rates.append(float((resnet20((X + 0.05 * sign).clamp(0, 1)).argmax(1) != clean_fit).float().mean()))
     assert uap.fooling_rate_ >= 1.3 * max(noise_rates)
     assert float(fooled.float().mean()) >= 0.8 * uap.fooling_rate_
+
+
+# --------------------------------------------------------------------------- files and their cards (issue #16)
+def _card_file(path, v, **card):
+    torch.save({"format": "foolkit.universal", "version": 1, "perturbation": v, "card": card}, path)
+    return path
+
+
+@pytest.mark.parametrize("norm, xi, scale", [("inf", 0.05, 100.0), ("2", 0.5, 1.01), ("inf", 8 / 255, 1.001)])
+def test_load_refuses_a_perturbation_beyond_its_cards_radius(tmp_path, norm, xi, scale):
+    from foolkit.universal_io import UniversalFileError, load_universal
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(1, 3, 8, 8, generator=g)
+    v = v / (v.abs().max() if norm == "inf" else v.norm()) * xi  # exactly on the sphere: accepted
+    ok = _card_file(tmp_path / "ok.pt", v, model="m", norm=norm, xi=xi)
+    assert torch.equal(load_universal(ok).perturbation, v)
+    bad = _card_file(tmp_path / "bad.pt", v * scale, model="m", norm=norm, xi=xi)
+    with pytest.raises(UniversalFileError, match=r"norm [\d.e-]+ exceeds the radius xi") as info:
+        load_universal(bad)
+    assert "\n" not in str(info.value) and "bad.pt" in str(info.value)
+
+
+def test_save_refuses_a_perturbation_beyond_xi_and_writes_nothing(tmp_path):
+    from foolkit.universal_io import save_universal
+    with pytest.raises(ValueError, match="exceeds the radius"):
+        save_universal(tmp_path / "v.pt", torch.full((1, 3, 8, 8), 5.0), model="m", norm="inf", xi=0.05)
+    assert not any(tmp_path.iterdir())
+    # within NORM_RTOL of xi (float32 rounding of a projection): saved and read back
+    v = torch.full((1, 3, 8, 8), 0.05) * (1 + 1e-6)
+    assert save_universal(tmp_path / "w.pt", v, model="m", norm="inf", xi=0.05).is_file()
+
+
+def test_load_refuses_a_bare_tensor_and_incomplete_or_inconsistent_cards(tmp_path):
+    from foolkit.universal_io import UniversalFileError, load_universal
+    v = torch.zeros(1, 3, 8, 8)
+    torch.save(v, tmp_path / "bare.pt")
+    cases = {
+        "bare.pt": "bare tensor without a card",
+        _card_file(tmp_path / "nocard.pt", v).name: "the card lacks model, norm, xi",
+        _card_file(tmp_path / "noxi.pt", v, model="m", norm="inf").name: "the card lacks xi",
+        _card_file(tmp_path / "l1.pt", v, model="m", norm="1", xi=0.1).name: "card norm must be 2 or inf",
+        _card_file(tmp_path / "zero.pt", v, model="m", norm="inf", xi=0.0).name: "xi must be a positive",
+        _card_file(tmp_path / "shape.pt", v, model="m", norm="inf", xi=0.1, shape=[1, 3, 32, 32]).name:
+            r"shape \[1, 3, 8, 8\] but its card says",
+        _card_file(tmp_path / "size.pt", v, model="m", norm="inf", xi=0.1, input_size=32).name:
+            "8x8 but its card says input_size 32",
+    }
+    for name, message in cases.items():
+        with pytest.raises(UniversalFileError, match=message) as info:
+            load_universal(tmp_path / name)
+        assert "\n" not in str(info.value)
+
+
+def test_applying_an_oversized_file_is_refused_by_the_cli(tmp_path, capsys):
+    from foolkit import cli
+    v = torch.full((1, 3, 32, 32), 5.0)  # the issue's file: 5.0 against "Linf <= 0.05"
+    _card_file(tmp_path / "v.pt", v, model="cifar10/resnet20", norm="inf", xi=0.05, input_size=32)
+    rc = cli.main(["attack", "--cifar-index", "0", "--perturbation", str(tmp_path / "v.pt"),
+                   "--out", str(tmp_path / "fig.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "exceeds the radius xi = 0.05" in err[0]
+    assert not (tmp_path / "fig.png").exists()
+
+
+def test_symlink_loop_perturbation_file(tmp_path):
+    import os
+    from foolkit.universal_io import UniversalFileError, load_universal
+    os.symlink("v.pt", tmp_path / "v.pt")
+    with pytest.raises(UniversalFileError, match="symlink loop"):
+        load_universal(tmp_path / "v.pt")

@@ -3,6 +3,12 @@
 ``load_image(path, size=224)`` follows the ImageNet evaluation convention: resize the
 shorter side to ``round(size * 256 / 224)`` (bicubic, antialiased by Pillow), then crop the
 central ``size x size`` square. ``load_image_with_info`` also says what was done.
+
+Hostile files stay cheap: the crop box is computed at the source resolution and only it is
+resampled (``Image.resize(box=...)``, the same pixels as resize-then-crop), so a 40000x1 PNG
+costs a ``size x size`` output, not a 10-million-pixel-wide intermediate; an image of more
+than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (a possible decompression bomb) is refused before
+it is decoded.
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .cifar10 import DataError
+from .cifar10 import DataError, missing_path_error
 
 RESIZE_RATIO = 256 / 224  # shorter side before the centre crop, relative to the crop size
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
@@ -60,8 +66,12 @@ def load_image_with_info(path: str | os.PathLike, size: int | None = None,
         ``(width, height)``, after the EXIF rotation) and ``crop_box``
         (``(left, top, right, bottom)`` in resized pixels; the whole image when ``size`` is None).
 
+        An animated (or multi-page) file gives its first frame, with a warning; ``info["frames"]``
+        holds the number of frames.
+
     Raises:
-        DataError: missing path, a directory, or a file that is not a readable image.
+        DataError: missing path (or a broken symlink, a symlink loop), a directory, a file that
+        is not a readable image, or one of more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels.
     """
     path = Path(path)
     if resample not in _RESAMPLE:
@@ -69,35 +79,51 @@ def load_image_with_info(path: str | os.PathLike, size: int | None = None,
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
         raise ValueError(f"size must be a positive int or None, got {size!r}")
     if not path.exists():
-        raise DataError(f"image not found: {path}")
+        raise missing_path_error(path, "image")
     if path.is_dir():
         raise DataError(f"{path} is a directory, not an image file")
+    frames = 1
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Palette images with Transparency ..."
+            # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; refuse at the
+            # warning, before decoding (a 199-byte PNG can declare gigapixels).
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 mode = im.mode
+                frames = int(getattr(im, "n_frames", 1) or 1) if getattr(im, "is_animated", False) else 1
                 im.load()  # decode now, so truncated files fail here
                 im = ImageOps.exif_transpose(im)
                 im = _to_rgb(im)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"cannot read image {path}: {_one_line(exc).rstrip('.')}; not decoded "
+                        f"(raise PIL.Image.MAX_IMAGE_PIXELS to allow larger images)") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot read image {path}: {_one_line(exc)}") from exc
+    if frames > 1:
+        warnings.warn(f"{path} is animated ({frames} frames); using the first frame", UserWarning, stacklevel=2)
     original = im.size
     if size is not None:
         w, h = im.size
         short = max(1, round(size * RESIZE_RATIO))
         new = (short, max(short, round(h * short / w))) if w <= h else (max(short, round(w * short / h)), short)
-        if new != im.size:
-            im = im.resize(new, _RESAMPLE[resample], reducing_gap=None)
         left = int(round((new[0] - size) / 2.0))
         top = int(round((new[1] - size) / 2.0))
         box = (left, top, left + size, top + size)
-        im = im.crop(box)
+        if new == im.size:
+            im = im.crop(box)
+        else:
+            # Resample only the crop: its box in source pixels gives Pillow the same sampling
+            # grid and filter support as resize-to-`new`-then-crop, with memory ~ size**2.
+            sx, sy = w / new[0], h / new[1]
+            source_box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
+            im = im.resize((size, size), _RESAMPLE[resample], box=source_box, reducing_gap=None)
     else:
         new, box = original, (0, 0, original[0], original[1])
     arr = np.asarray(im, dtype=np.uint8)
     x = torch.from_numpy(arr.transpose(2, 0, 1).copy()).float().div_(255.0).unsqueeze(0)
-    info = {"path": str(path), "mode": mode, "original_size": original, "resized_size": new, "crop_box": box}
+    info = {"path": str(path), "mode": mode, "original_size": original, "resized_size": new, "crop_box": box,
+            "frames": frames}
     return x, info
 
 
