@@ -6,9 +6,13 @@
     run.samples()    # per-sample records: list of dicts, a DataFrame if pandas is installed
 
 How it works:
-- A run is identified by a hash of (model card + weights hash, or the class and state_dict hash
-  of a user model; attack class and parameters; data spec and content hash; seed; target;
-  fit size of a universal perturbation; foolkit version).
+- A run is identified by a hash of everything that changes its results: model card + weights
+  hash (or the class and state_dict hash of a user model); attack class and parameters; data
+  spec and content hash; seed; target; fit size of a universal perturbation; batch size;
+  foolkit version. The batch size belongs there for every attack: which images share a batch
+  changes the floats (CPU kernels are picked by batch shape), One Pixel's random streams,
+  L-BFGS's joint solve and each batch's seed; so another batch size is another run, never a
+  resume mixing two.
 - Images are attacked in a fixed grid of batches ``[k*B, (k+1)*B)``. Each batch's records
   and images are committed in one SQLite transaction; a rerun skips the samples already
   stored, so ``kill -9`` or Ctrl-C loses at most the batch in flight. Each batch runs under
@@ -36,6 +40,7 @@ from torch import nn
 
 from .. import metrics as _metrics
 from ..attacks.base import Attack, AttackResult, check_model_output, validate_images, validate_labels
+from ..machine import parse_device
 from . import store as _store
 from .run import Run, runs_in  # noqa: F401  (runs_in re-exported for old imports)
 from .verify import verify_result
@@ -68,7 +73,9 @@ def tensor_sha256(*tensors: torch.Tensor | None) -> str:
         if t is None:
             h.update(b"none")
             continue
-        t = t.detach().cpu().contiguous()
+        # a fresh contiguous copy: contiguous() keeps stride 0 on a size-1 expanded tensor (one
+        # image with an int target), which view(torch.uint8) refuses
+        t = t.detach().cpu().clone(memory_format=torch.contiguous_format)
         h.update(f"{t.dtype}{tuple(t.shape)}".encode())
         # reshape first: a 0-dim tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
@@ -252,6 +259,24 @@ def _short_params(attack: Attack) -> str:
     return (" " + " ".join(parts)) if parts else ""
 
 
+def _warn_unfinished_sibling(st, run_id: str, config: dict) -> None:
+    """Warn when the store holds an unfinished run that differs from this new one only in its
+    batch size: the user most likely meant to resume it (rerun with its batch size)."""
+    import warnings
+
+    strip = lambda c: {k: v for k, v in c.items() if k != "batch_size"}  # noqa: E731
+    mine = json.dumps(_jsonable(strip(config)), sort_keys=True)
+    for r in st.runs():
+        other = r["config"]
+        if r["run_id"] == run_id or r["n_done"] >= r["n_total"] or "batch_size" not in other:
+            continue
+        if json.dumps(_jsonable(strip({k: other.get(k) for k in config})), sort_keys=True) == mine:
+            b = other["batch_size"]
+            warnings.warn(f"{st.path} holds an unfinished run {r['run_id']} of the same attack at batch size {b}; "
+                          f"this batch size starts a new run (batch_size={b}, --batch-size {b}, resumes that one)",
+                          stacklevel=4)
+
+
 def _progress_bar(total: int, initial: int, title: str):
     from tqdm.auto import tqdm
     return tqdm(total=total, initial=initial, desc=title if len(title) <= 48 else title[:47] + "…", unit="img",
@@ -274,7 +299,8 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
             tensor ``x`` (labels = clean predictions), or a pair ``(x, y)``.
         store: SQLite file (created when missing; other runs in it are kept), a
             :class:`~foolkit.evaluation.store.Store`, or None (in memory).
-        batch_size: images per batch (= per transaction).
+        batch_size: images per batch (= per transaction). Part of the run's identity: the
+            batch composition changes the results, so resuming takes the same batch size.
         seed: base seed; each batch runs under ``seed`` and its start index.
         checkpoint: state_dict file for a registered model (instead of the shipped weights).
         target: None (untargeted), an int class or ``[N]`` classes.
@@ -289,9 +315,12 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    device = parse_device(device)  # "cuda" without CUDA: the CLI's clear ValueError, not torch's assert
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     attack = _resolve_attack(attack, attack_params)
+    if target is not None and not getattr(attack, "supports_target", True):  # before a fit or a store
+        raise ValueError(f"{type(attack).__name__} has no targeted mode; drop the target (--target)")
     # Everything is resolved and checked before the store is opened, so bad input leaves no
     # store file and no empty run behind.
     x, y, data_spec, classes = _resolve_data(data)
@@ -334,14 +363,17 @@ def _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, c
                    "params": _jsonable(attack.identity_params())}
     config = {"model": model_spec, "attack": attack_spec, "data": data_spec, "seed": seed,
               "target": None if tgt is None else tensor_sha256(tgt), "fit_size": fit_size if universal else None,
-              "version": __version__}
+              "batch_size": batch_size, "version": __version__}
     run_id = run_hash(config)
-    title = title or f"{model_title} {attack_name}{_short_params(attack)}"
+    # a non-default batch size is in the title too, so `foolkit show` tells such runs apart
+    batch_note = "" if batch_size == DEFAULT_BATCH_SIZE else f" batch={batch_size}"
+    title = title or f"{model_title} {attack_name}{_short_params(attack)}{batch_note}"
     config_stored = dict(config, classes=list(classes) if classes else None, title=title)
 
     bar = None
     try:
-        st.ensure_run(run_id, config_stored, n, title)
+        if st.ensure_run(run_id, config_stored, n, title):
+            _warn_unfinished_sibling(st, run_id, config)
         done = st.done_indices(run_id)
         x_dev = x.to(device)
         y_dev = None if y is None else y.to(device)
@@ -383,7 +415,7 @@ def _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, c
                 fooled += int(checks["verified"].sum())
             done.update(todo)
             info = {"done": len(done), "total": n, "fooled": fooled, "attacked": attacked_n,
-                    "fooling_rate": fooled / attacked_n if attacked_n else math.nan}
+                    "fooling_rate": fooled / attacked_n if attacked_n else None}
             if bar is not None:
                 bar.update(len(todo))
                 bar.set_postfix_str(f"fooling rate {100 * info['fooling_rate']:.1f}%" if attacked_n else "")
