@@ -103,13 +103,33 @@ def test_empty_and_undefined():
     assert metrics.compute([])["n"] == 0
     rows = [record(0, label=1, pred=2), record(1, success=False, l2=1.0)]
     m = metrics.compute(rows)
+    # one attacked, none fooled: the fooling rate is a defined 0; means over the fooled are not
     assert m["n_attacked"] == 1 and m["fooling_rate"] == 0
-    assert math.isnan(m["avg_confidence"]) and math.isnan(m["median_pixels_pct"])
+    assert m["avg_confidence"] is None and m["median_pixels_pct"] is None and m["median_l0"] is None
+    # every image misclassified: nothing attacked, every rate over D'test is undefined -> None
     only_wrong = metrics.compute([record(0, label=1, pred=2)])
-    assert math.isnan(only_wrong["fooling_rate"]) and math.isnan(only_wrong["delta_2"])
-    # NULL norms from SQLite (NaN is stored as NULL) are read as nan, not an error
+    for key in ("fooling_rate", "fooling_rate_8bit", "fooling_rate_claimed", "delta_2", "rho_inf",
+                "ms_per_image", "avg_iterations"):
+        assert only_wrong[key] is None, key
+    assert only_wrong["accuracy"] == 0 and only_wrong["n_attacked"] == 0
+    # universal: an empty unseen part gives None for its rate, the fit part stays a number
+    uni = metrics.compute([record(i, success=True, in_fit=True) for i in range(3)] + [record(3, label=1, pred=2)])
+    assert uni["fooling_rate_fit"] == 1 and uni["fooling_rate_unseen"] is None
+    # NULL norms from SQLite (NaN is stored as NULL) are read as nan, not an error; the mean is None
     rows[1]["xc_l2"] = None
-    assert math.isnan(metrics.compute(rows)["rho_2_centered"])
+    assert metrics.compute(rows)["rho_2_centered"] is None
+    # no nan anywhere: every value is a number or None (JSON-safe)
+    for result in (m, only_wrong, uni, metrics.compute(rows)):
+        assert not any(isinstance(v, float) and math.isnan(v) for v in result.values())
+
+
+def test_undefined_shown_as_na_in_tables():
+    only_wrong = metrics.compute([record(0, label=1, pred=2), record(1, label=3, pred=4)])
+    table = metrics.format_table([("all misclassified", only_wrong)])
+    row = table.splitlines()[2].split()
+    assert row[:3] == ["all", "misclassified", "0"] and row[3:6] == ["n/a", "n/a", "n/a"]
+    assert "nan" not in table
+    assert "nan" not in metrics.describe(only_wrong)
 
 
 def test_missing_columns_raise():
@@ -129,3 +149,34 @@ def test_format_table(records):
     assert "n/a" in metrics.format_table([("x", metrics.compute([record(0, label=1, pred=2)]))])
     assert "lost to 8-bit" in metrics.describe(rows[0][1])
     assert np.isfinite(rows[0][1]["delta_2"])
+
+
+def test_no_attacked_image_through_store_show_and_report(tmp_path, capsys):
+    """Every image misclassified: fooling rate None in AttackResult, the store's metrics,
+    `foolkit show` and the HTML report ("n/a"), never nan and never a crash."""
+    import torch
+
+    import foolkit as fk
+    from conftest import make_affine
+    from foolkit.cli import main
+    from foolkit.report import write_report
+
+    model = make_affine(dtype=torch.float32)
+    x = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        wrong = (model(x).argmax(1) + 1) % 10  # labels the model never predicts
+    attack = fk.attacks.FGSM(eps=0.05)
+    direct = attack(model, x, wrong)
+    assert not direct.attacked.any() and direct.fooling_rate is None
+    assert "n/a" in direct.summary()
+    db = tmp_path / "none.db"
+    run = fk.evaluate(model, attack, (x, wrong), store=db)
+    m = run.metrics()
+    assert m["n"] == 6 and m["n_attacked"] == 0 and m["fooling_rate"] is None and m["delta_2"] is None
+    assert main(["show", str(db), "--details"]) == 0
+    out = capsys.readouterr().out
+    assert "n/a" in out and "nan" not in out.lower().replace("nano", "")
+    html = tmp_path / "r.html"
+    write_report(db, html)
+    text = html.read_text()
+    assert "n/a" in text and ">nan<" not in text.lower() and "nan%" not in text.lower()

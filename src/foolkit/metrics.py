@@ -27,6 +27,8 @@ median_pixels_pct           median over fooled samples of 100 * (pixels with any
 ms_per_image                1000 * (attack wall time) / |D'test|   (thesis code: total time of
                             the attacks / number of attacked images)
 avg_iterations              mean iterations over D'test (thesis code: same denominator)
+(undefined)                 a quantity over an empty set (no attacked image, no fooled image)
+                            is None, never nan: shown as "n/a" in tables and reports
 fooling_rate_fit/_unseen    universal perturbations: fooling rate on the set X the perturbation
                             was computed on, and on the other (unseen) images (Table 12.8)
 ==========================  ================================================================
@@ -42,7 +44,7 @@ Choices where the thesis is ambiguous, and why:
   thesis's tables were computed on ``de_scale(normalised x)`` = x - mean (per-channel dataset
   mean), which is why Table 12.3 has Δ̂/ρ̂ ≈ 13.4 (||x - μ||_2 on CIFAR-10; ||x||_2 is ≈ 29)
   and Table 12.5 has Δ̂∞/ρ̂∞ ≈ 0.5. ``rho_2_centered`` / ``rho_inf_centered`` reproduce that
-  convention (nan when the mean is unknown) for comparison with the thesis's tables.
+  convention (None when the mean is unknown) for comparison with the thesis's tables.
 """
 from __future__ import annotations
 
@@ -89,12 +91,12 @@ def _float(col: np.ndarray) -> np.ndarray:
         else col.astype(np.float64)
 
 
-def _mean(values: np.ndarray) -> float:
-    return float(values.mean()) if len(values) else math.nan
+def _mean(values: np.ndarray) -> float | None:
+    return float(values.mean()) if len(values) else None
 
 
-def _ratio(a: int, b: int) -> float:
-    return a / b if b else math.nan
+def _ratio(a: float, b: int) -> float | None:
+    return a / b if b else None
 
 
 def compute(records: Any) -> dict[str, Any]:
@@ -106,8 +108,10 @@ def compute(records: Any) -> dict[str, Any]:
             ``in_fit`` (universal perturbations) are optional.
 
     Returns:
-        dict of floats/ints; rates are fractions in [0,1]; nan where undefined (e.g. no fooled
-        sample for ``avg_confidence``).
+        dict of floats/ints; rates are fractions in [0,1]. A quantity whose denominator is
+        empty is undefined and is ``None``, never nan: ``fooling_rate`` when no image was
+        attacked (every image misclassified, or ``target == label`` for all), ``avg_confidence``
+        when none was fooled. Tables show ``None`` as "n/a".
     """
     c = _columns(records)
     n = len(next(iter(c.values()))) if c else 0
@@ -150,12 +154,12 @@ def compute(records: Any) -> dict[str, Any]:
         "rho_2_fooled": _mean(rho2[fooled]),
         "delta_inf_fooled": _mean(linf[fooled]),
         "rho_inf_fooled": _mean(rhoinf[fooled]),
-        "median_pixels_pct": float(np.median(100 * _float(c["pixels"])[fooled])) if fooled.any() else math.nan,
-        "ms_per_image": 1000 * _ratio(float(_float(c["seconds"]).sum()), n_att),
+        "median_pixels_pct": float(np.median(100 * _float(c["pixels"])[fooled])) if fooled.any() else None,
+        "ms_per_image": 1000 * float(_float(c["seconds"]).sum()) / n_att if n_att else None,
         "avg_iterations": _mean(_float(c["iterations"])[attacked]),
     }
     if "l0" in c:
-        m["median_l0"] = float(np.median(_float(c["l0"])[fooled])) if fooled.any() else math.nan
+        m["median_l0"] = float(np.median(_float(c["l0"])[fooled])) if fooled.any() else None
     for key, norm in (("rho_2_centered", "xc_l2"), ("rho_inf_centered", "xc_linf")):
         if norm in c:
             den = _float(c[norm])
@@ -163,7 +167,7 @@ def compute(records: Any) -> dict[str, Any]:
             with np.errstate(divide="ignore", invalid="ignore"):
                 m[key] = _mean((num / den)[attacked])
         else:
-            m[key] = math.nan
+            m[key] = None
     if "in_fit" in c:
         in_fit = c["in_fit"].astype(bool)
         if in_fit.any():
@@ -173,7 +177,8 @@ def compute(records: Any) -> dict[str, Any]:
             m["fooling_rate_fit"] = _ratio(int((fooled & in_fit).sum()), int(fit_att.sum()))
             m["fooling_rate_unseen"] = _ratio(int((fooled & ~in_fit).sum()), int(unseen_att.sum()))
             m["fooling_rate_unseen_8bit"] = _ratio(int((fooled_q & ~in_fit).sum()), int(unseen_att.sum()))
-    return m
+    # NULL norms (stored NaN) make a mean nan: that is undefined too, so None like the rest
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in m.items()}
 
 
 def _cell(value: Any, fmt: str, scale: float) -> str:

@@ -67,6 +67,14 @@ class AttackResult:
     params: dict = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Results are data, never part of a caller's autograd graph: an `x` that requires grad
+        # must not hand back an `x_adv` with a grad_fn (nor keep the graph alive).
+        for name, value in list(vars(self).items()):
+            if isinstance(value, torch.Tensor) and (value.requires_grad or value.grad_fn is not None):
+                setattr(self, name, value.detach())
+        self.extra = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in self.extra.items()}
+
     @property
     def perturbation(self) -> torch.Tensor:
         """``x_adv - x``, ``[N,C,H,W]``."""
@@ -84,10 +92,15 @@ class AttackResult:
         return _norms.pixels_changed(self.perturbation)
 
     @property
-    def fooling_rate(self) -> float:
-        """Successes over attacked (correctly classified) samples; nan when none was attacked."""
+    def fooling_rate(self) -> float | None:
+        """Successes over attacked (correctly classified) samples, in [0,1].
+
+        ``None`` when no sample was attacked (the model misclassifies every image, or
+        ``target == label`` for all): a rate over zero images is undefined, and ``None`` (unlike
+        nan) cannot silently enter an average. ``foolkit.metrics`` reports it the same way.
+        """
         n = int(self.attacked.sum())
-        return float(self.success[self.attacked].sum()) / n if n else math.nan
+        return float(self.success[self.attacked].sum()) / n if n else None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -96,8 +109,9 @@ class AttackResult:
         n_att = int(self.attacked.sum())
         r2 = self.norms(2)[self.success]
         med = f"{r2.median():.4f}" if len(r2) else "n/a"
+        rate = "n/a" if self.fooling_rate is None else f"{100 * self.fooling_rate:.1f}%"
         return (f"{self.attack_name}: fooled {int(self.success.sum())}/{n_att} correctly classified "
-                f"({100 * self.fooling_rate:.1f}%), median L2 {med}, {self.seconds:.2f}s")
+                f"({rate}), median L2 {med}, {self.seconds:.2f}s")
 
 
 class Counter:
@@ -110,9 +124,14 @@ class Counter:
 
 
 def validate_images(x: Any) -> torch.Tensor:
-    """Check an image batch: a float tensor ``[N,C,H,W]``, finite, in [0,1]."""
+    """Check an image batch: a float tensor ``[N,C,H,W]``, finite, in [0,1].
+
+    Returns ``x.detach()`` (a view of the same storage, not a copy), so that nothing an attack
+    computes from it joins the caller's autograd graph when ``x.requires_grad``.
+    """
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"images must be a torch.Tensor, got {type(x).__name__}")
+    x = x.detach()
     if x.ndim != 4:
         raise ValueError(f"images must have rank 4 [N,C,H,W], got shape {tuple(x.shape)}")
     if not x.is_floating_point():
@@ -223,6 +242,17 @@ def check_nonnegative(name: str, value: Any, strict: bool = False) -> float:
     if not math.isfinite(v) or v < 0 or (strict and v == 0):
         raise ValueError(f"{name} must be a finite number {'> 0' if strict else '>= 0'}, got {value!r}")
     return v
+
+
+VARIANTS = ("foolkit", "thesis")
+
+
+def check_variant(variant: Any) -> str:
+    """An attack's ``variant``: "foolkit" (foolkit's algorithm, the default) or "thesis" (the
+    algorithm of the thesis's published code, in the normalised space of a ``Normalized`` model)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    return variant
 
 
 def wide_logits(logits: torch.Tensor) -> torch.Tensor:
