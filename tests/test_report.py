@@ -122,3 +122,40 @@ def test_report_refuses_a_foreign_file(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not an SQLite database" in err[0]
     assert not (tmp_path / "r.html").exists() and bad.read_text() == "hello"
+
+
+# --- issue #16 ----------------------------------------------------------------------------------------------
+def test_metric_headers_are_distinct_and_explained(store):
+    import re
+
+    text = render(store)
+    head = re.search(r"<thead>(.*?)</thead>", text, re.S).group(1)
+    headers = [re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r"<th[^>]*>(.*?)</th>", head, re.S)]
+    assert len(headers) == len(set(headers)), headers
+    assert "clean acc%" in headers and "acc% under attack" in headers and "acc%" not in headers
+    assert "clean acc% =" in text and "acc% under attack =" in text  # each is explained under the table
+    assert "perturbation (amplified)" not in text
+
+
+def test_grid_captions_state_the_scale_used(monkeypatch):
+    import numpy as np
+
+    from foolkit.report import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_png", lambda fig: figures.append(fig) or b"")
+    x = np.full((3, 8, 8), 0.5)
+    big = np.zeros_like(x)
+    big[0, 2, 2] = -0.8  # max |r| = 0.8 > 0.5: drawn shrunk by 0.625
+    small = np.zeros_like(x)
+    small[1, 3, 3] = 0.04  # drawn 12.5 times larger
+    items = [{"x": x, "r": r, "x_adv": np.clip(x + r, 0, 1), "label": 1, "clean_conf": 0.9994, "adv_label": 2,
+              "adv_conf": 0.5} for r in (big, small, np.zeros_like(x))]
+    plots.image_grid(items)
+    captions = [ax.get_title() for ax in figures[0].axes]
+    assert captions[1] == "perturbation shrunk ×0.625"
+    assert captions[4] == "perturbation amplified ×12.5"
+    assert captions[7] == "perturbation: none"
+    assert captions[0] == "1 99.9%"
+    plots.perturbation_image(big)
+    assert figures[1].axes[0].get_title() == "universal perturbation shrunk ×0.625"

@@ -266,7 +266,9 @@ def test_attack_image_returns_result_and_figure(tmp_path, ckpt, capsys):
     assert isinstance(result, fk.attacks.AttackResult) and isinstance(fig, Figure)
     assert result.x.shape == (1, 3, 32, 32)
     assert result.extra["image"]["crop_box"] == (8, 2, 40, 34)
-    assert "centre crop 32x32" in capsys.readouterr().out
+    assert "centre crop 32x32" in result.extra["image"]["description"]
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""  # a library function prints nothing (issue #16)
     names = fk.data.class_names("cifar10")
     assert names[int(result.clean_label[0])] in fig.axes[0].get_title()
 
@@ -277,7 +279,98 @@ def test_attack_image_efficientnet_lite0_on_a_photo():
     photo = PHOTOS / "chelsea.png"
     if not photo.is_file():
         pytest.skip(f"{photo} not available")
-    result, fig = fk.attack_image(photo, attack="fgsm", eps=2 / 255, verbose=False)
+    result, fig = fk.attack_image(photo, attack="fgsm", eps=2 / 255)
     assert result.x.shape == (1, 3, 224, 224)
     assert "centre crop 224x224" in result.extra["image"]["description"]
     assert len(fig.axes) == 3 and fk.data.class_names("imagenet")[int(result.clean_label[0])] in fig.axes[0].get_title()
+
+
+# --- issue #16 ----------------------------------------------------------------------------------------------
+def test_norms_report_share_of_one_pixel_is_not_zero():
+    r = torch.zeros(3, 224, 224)
+    r[:, 10, 20] = 0.1
+    line = image_attack.norms_report(r)[0]
+    assert "1 of 50176 pixels changed (0.002%)" in line and "(0.00%)" not in line
+
+
+def test_attack_device_flag_reaches_the_model_and_the_run(tmp_path, capsys, monkeypatch):
+    from foolkit.evaluation import runner
+    from foolkit.models import registry
+
+    loads, runs = [], []
+    real_load = registry.load
+    monkeypatch.setattr(registry, "load", lambda *a, **k: loads.append(k.get("device")) or real_load(*a, **k))
+
+    def fake_evaluate(*args, **kwargs):
+        runs.append(kwargs.get("device"))
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(runner, "evaluate", fake_evaluate)
+    # one image: the model is loaded on the device given
+    assert cli.main(["attack", "--cifar-index", "2", "--attack", "fgsm", "--eps", "0.02", "--device", "cpu",
+                     "--out", str(tmp_path / "one.png")]) == 0
+    assert loads == [torch.device("cpu")]
+    # a data-set run: the device goes to the runner
+    assert cli.main(["attack", "--model", "cifar10/resnet20", "--attack", "fgsm", "--n", "2", "--device", "cpu",
+                     "--out", str(tmp_path / "r.db")]) == 2
+    assert runs == [torch.device("cpu")]
+    capsys.readouterr()
+    # a device that is not there: one line, exit code 2, nothing written
+    for argv in (["--cifar-index", "2", "--out", str(tmp_path / "bad.png")], ["--model", "cifar10/resnet20", "--n", "2",
+                                                                            "--out", str(tmp_path / "bad.db")]):
+        for device, message in (("nope", "unknown device 'nope'"), ("cuda:99", "cuda:99")):
+            assert cli.main(["attack", "--attack", "fgsm", *argv, "--device", device]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "bad.png").exists() and not (tmp_path / "bad.db").exists()
+
+
+def test_universal_mode_default_is_the_same_in_both_commands():
+    import inspect
+
+    from foolkit.attacks.universal import UniversalPerturbation
+    from foolkit.commands import attack as attack_cmd
+
+    library = inspect.signature(UniversalPerturbation).parameters["mode"].default
+    parser, _ = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    fit = sub.choices["fit-universal"]
+    ns = fit.parse_args(["--model", "cifar10/resnet20"])
+    assert ns.mode == library == "faithful"
+    assert f"default {library}" in " ".join(fit.format_help().split())
+    # `attack --attack universal` without --mode builds the library's default
+    ns = sub.choices["attack"].parse_args(["--model", "cifar10/resnet20", "--attack", "universal"])
+    assert attack_cmd.attack_from_args(ns).mode == library
+    assert f"universal '{library}'" in " ".join(sub.choices["attack"].format_help().split())
+
+
+def test_data_set_flags_beside_one_image_are_refused(tmp_path, capsys):
+    # --n used to be ignored silently beside --image (issue #16)
+    Image.new("RGB", (40, 40)).save(tmp_path / "a.png")
+    for argv, flag, one in ((["--image", str(tmp_path / "a.png"), "--n", "5"], "--n", "--image"),
+                            (["--cifar-index", "3", "--n", "5"], "--n", "--cifar-index"),
+                            (["--cifar-index", "3", "--fit-size", "5"], "--fit-size", "--cifar-index")):
+        rc = cli.main(["attack", "--model", "cifar10/resnet20", "--out", str(tmp_path / "f.png")] + argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and f"{flag} applies to data sets, not to {one}" in err[0], err
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_image_symlink_loop_is_named(tmp_path, capsys):
+    import os
+    os.symlink("loop.png", tmp_path / "loop.png")
+    rc = cli.main(["attack", "--model", "cifar10/resnet20", "--image", str(tmp_path / "loop.png"),
+                   "--out", str(tmp_path / "f.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "is a symlink loop" in err[0], err
+
+
+def test_animated_gif_is_named_once_in_the_image_line(tmp_path, capsys):
+    frames = [Image.new("RGB", (40, 40), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    rc = cli.main(["attack", "--model", "cifar10/resnet20", "--image", str(tmp_path / "anim.gif"), "--attack", "fgsm",
+                   "--out", str(tmp_path / "f.png")])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "animated (3 frames): the first frame is used" in captured.out.splitlines()[0]
+    assert "UserWarning" not in captured.err

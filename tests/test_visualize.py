@@ -1,6 +1,7 @@
 """fk.show: three (or four) panels, titled with the classes, pyplot-free."""
 import io
 
+import numpy as np
 import pytest
 import torch
 
@@ -113,3 +114,59 @@ def test_verdicts_in_titles():
     assert "not attacked" in titles(fk.show(r))[2]
     none = fake_result(changed=[])
     assert "perturbation: none" in titles(fk.show(none))[1]
+
+
+# --- issue #16: numbers in titles and the perturbation's scale -----------------------------------------------
+@pytest.mark.parametrize("fraction, text", [(0.9994, "99.9%"), (1 / 50176, "0.002%"), (0.99996, "99.996%"),
+                                            (0.5, "50.0%"), (0.0, "0%"), (1.0, "100%"), (3e-9, "0.0000003%")])
+def test_format_percent_examples(fraction, text):
+    assert fk.visualize.format_percent(fraction) == text
+
+
+def test_format_percent_never_scientific_never_rounds_to_0_or_100():
+    for f in [10.0 ** -e for e in range(1, 9)] + [1 - 10.0 ** -e for e in range(1, 8)] + [0.01234, 0.99949, 0.9995]:
+        text = fk.visualize.format_percent(f)
+        assert "e" not in text.lower(), text
+        value = float(text.rstrip("%").lstrip("<>"))
+        assert value > 0 and (value < 100 or text.startswith(">")), (f, text)
+
+
+def test_show_titles_format_percentages_without_scientific_notation():
+    r = fake_result(size=224, changed=[(5, 7)])  # 1 of 50176 pixels
+    r.clean_confidence[:] = 0.9994
+    fig = fk.show(r)
+    assert "1 of 50176 pixels changed (0.002%)" in fig._suptitle.get_text()
+    assert "99.9% (class 3)" in titles(fig)[0] and "1e+02" not in titles(fig)[0]
+    dense = fake_result(size=40, changed=[(i, j) for i in range(40) for j in range(40) if (i, j) != (0, 0)])
+    text = fk.show(dense, mark_pixels=False)._suptitle.get_text()
+    assert "1599 of 1600 pixels changed (99.9%)" in text and "e+" not in text
+
+
+def test_amplify_is_one_function_with_a_stated_factor():
+    from foolkit.report import plots
+
+    assert plots.amplify is fk.visualize.amplify
+    # all zero: drawn as it is, mid-grey, factor 1 (the same for tensors and arrays)
+    for zero in (torch.zeros(3, 4, 4), np.zeros((3, 4, 4))):
+        img, k = fk.visualize.amplify(zero)
+        assert k == 1.0 and img.shape == (3, 4, 4) and np.all(img == 0.5)
+    r = torch.zeros(3, 4, 4)
+    r[0, 1, 1], r[2, 0, 0] = 0.8, -0.4  # peak 0.8 > 0.5: the picture is shrunk
+    img, k = fk.visualize.amplify(r)
+    assert k == pytest.approx(0.625) and img[0, 1, 1] == pytest.approx(1.0) and img[2, 0, 0] == pytest.approx(0.25)
+    assert fk.visualize.scale_label(k) == "perturbation shrunk ×0.625"
+    assert fk.visualize.scale_label(0.5 / 0.04) == "perturbation amplified ×12.5"
+    assert fk.visualize.scale_label(0.5 / (0.5 / 255)) == "perturbation amplified ×255"
+    assert fk.visualize.scale_label(1.0) == "perturbation ×1"
+    assert fk.visualize.format_factor(12750.0) == "12750"  # never 1.27e+04
+    res = fake_result(dense=True)
+    res.x_adv[0, 0, 0, 0] = res.x[0, 0, 0, 0] + 0.8 if res.x[0, 0, 0, 0] < 0.2 else res.x[0, 0, 0, 0] - 0.8
+    peak = float((res.x_adv[0] - res.x[0]).abs().max())
+    assert titles(fk.show(res))[1].startswith(f"perturbation shrunk ×{fk.visualize.format_factor(0.5 / peak)}")
+
+
+def test_sparsefool_title_shows_delta_and_lambda():
+    r = fake_result(changed=[(1, 1)], attack_name="SparseFool")
+    r.params = {"lambda_": 3.0, "delta": 10.0, "max_iter": 20, "overshoot": 0.02}
+    text = fk.show(r)._suptitle.get_text()
+    assert text.startswith("SparseFool(") and "lambda=3.0" in text and "delta=10.0" in text

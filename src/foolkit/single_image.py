@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,8 @@ def describe_crop(info: dict, size: int) -> str:
         text += "; greyscale copied to R, G, B"
     elif mode == "CMYK":
         text += "; CMYK converted to RGB"
+    if info.get("frames", 1) > 1:
+        text += f"; animated ({info['frames']} frames): the first frame is used"
     return text
 
 
@@ -80,8 +83,10 @@ def load_for_model(path: str | os.PathLike, size: int) -> tuple[torch.Tensor, di
 
     dims = None
     try:
-        with Image.open(path) as im:  # reads the header only
-            dims = im.size
+        with warnings.catch_warnings():  # e.g. DecompressionBombWarning: reported below as one line
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:  # reads the header only
+                dims = im.size
     except Exception:  # noqa: BLE001 -- load_image_with_info reports the problem properly
         pass
     if dims == (size, size):
@@ -211,8 +216,7 @@ def _class_names(classes, dataset):
 def attack_image(path: str | os.PathLike, model: str | nn.Module = DEFAULT_IMAGE_MODEL,
                  attack: str | Attack = DEFAULT_ATTACK, *, target: int | str | None = None,
                  checkpoint: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-                 classes=None, size: int | None = None, verbose: bool = True,
-                 **params: Any) -> tuple[AttackResult, Any]:
+                 classes=None, size: int | None = None, **params: Any) -> tuple[AttackResult, Any]:
     """Attack one photo and draw the result.
 
     Args:
@@ -224,20 +228,20 @@ def attack_image(path: str | os.PathLike, model: str | nn.Module = DEFAULT_IMAGE
         checkpoint: a state_dict for a model that ships no weights.
         classes: class names (a sequence or ``"cifar10"`` / ``"imagenet"``); default from the card.
         size: the input size (default the card's ``input_size``).
-        verbose: print how the image was cropped.
         **params: the attack's parameters (``norm="inf"``, ``eps=0.01``, ...).
 
     Returns:
         ``(result, figure)``: the :class:`AttackResult` of the one image (``result.extra["image"]``
-        says how it was cropped) and the figure of :func:`foolkit.show`.
+        says how it was cropped, ``["description"]`` in one line; the figure's subtitle shows it)
+        and the figure of :func:`foolkit.show`. Nothing is printed.
     """
+    from .machine import parse_device
     from .visualize import show
 
+    device = parse_device(device)  # "cuda" without CUDA: a clear ValueError, not torch's assert
     net, model_name, size, dataset = _model_and_card(model, checkpoint, device, size)
     atk = make_attack(attack, params)
     x, info = load_for_model(path, size)
-    if verbose:
-        print(f"image: {info['description']}")
     names = _class_names(classes, dataset)
     x = x.to(device)
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""One attacked image as a figure: original | perturbation (amplified) | adversarial.
+"""One attacked image as a figure: original | perturbation (scaled to be visible) | adversarial.
 
 ``fk.show(result, index=0, classes="cifar10")`` returns a matplotlib ``Figure``. pyplot is never
 touched (the figure has its own Agg canvas), so it works on headless machines, leaves the
@@ -85,20 +85,71 @@ def _short(name: str, width: int = 28) -> str:
     return name if len(name) <= width else name[:width - 1] + "…"
 
 
-def _hwc(img: torch.Tensor) -> np.ndarray:
-    a = img.detach().to("cpu", torch.float64).clamp(0, 1).numpy()
+def to_hwc(img) -> np.ndarray:
+    """An image ``[C,H,W]`` (tensor or array) as float64 ``[H,W,C]`` (``[H,W]`` for one
+    channel) clipped to [0,1], for ``imshow``."""
+    if isinstance(img, torch.Tensor):
+        img = img.detach().to("cpu", torch.float64).numpy()
+    a = np.clip(np.asarray(img, dtype=np.float64), 0, 1)
     return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
 
 
-def amplify(r: torch.Tensor) -> tuple[np.ndarray, float]:
-    """A perturbation ``[C,H,W]`` made visible: ``0.5 + k r`` with ``k = 0.5 / max|r|``.
+def amplify(r) -> tuple[np.ndarray, float]:
+    """A perturbation made visible: ``clip(0.5 + k r, 0, 1)`` with ``k = 0.5 / max|r|``.
 
-    Returns ``(image [H,W,C] in [0,1], k)``; unchanged pixels are mid-grey, k = 0 when r = 0.
+    The one scaling used by :func:`show`, the HTML report and the experiment figures, so a
+    caption's factor is the factor drawn.
+
+    Args:
+        r: the perturbation, a tensor or array ``[C,H,W]`` (any shape works), values in [-1,1].
+
+    Returns:
+        ``(image, k)``: a float64 array of ``r``'s shape in [0,1] (unchanged entries mid-grey)
+        and the factor ``k``: > 1 when ``r`` was enlarged, < 1 when it was shrunk (``max|r|``
+        above 0.5). An all-zero (or empty) ``r`` is drawn as it is: all mid-grey, ``k = 1``.
     """
-    r = r.detach().to("cpu", torch.float64)
-    peak = float(r.abs().max()) if r.numel() else 0.0
-    k = 0.5 / peak if peak > 0 else 0.0
-    return _hwc(0.5 + k * r), k
+    if isinstance(r, torch.Tensor):
+        r = r.detach().to("cpu", torch.float64).numpy()
+    r = np.asarray(r, dtype=np.float64)
+    peak = float(np.abs(r).max()) if r.size else 0.0
+    k = 0.5 / peak if peak > 0 and math.isfinite(peak) else 1.0
+    return np.clip(0.5 + k * r, 0, 1), k
+
+
+def format_factor(k: float) -> str:
+    """``12``, ``0.6``, ``3.47``, ``1500``: a scale factor to 3 significant digits (whole
+    numbers from 100 on), in plain decimals, never scientific notation."""
+    k = float(k)
+    if not math.isfinite(k) or k <= 0:
+        return f"{k:g}"
+    if k >= 100:
+        return f"{k:.0f}"
+    text = f"{k:.{max(0, 2 - math.floor(math.log10(k)))}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def scale_label(k: float, what: str = "perturbation") -> str:
+    """The caption of an :func:`amplify` panel, stating the factor actually used:
+    ``"perturbation amplified ×12"``, ``"perturbation shrunk ×0.6"``, ``"perturbation ×1"``."""
+    how = "amplified " if k > 1 else "shrunk " if k < 1 else ""
+    return f"{what} {how}×{format_factor(k)}"
+
+
+def format_percent(fraction: float, decimals: int = 1) -> str:
+    """A share in [0,1] as a percentage with ``decimals`` decimals, more where needed so that
+    a nonzero share never reads as 0 % and a share below 1 never reads as 100 %; never in
+    scientific notation. ``0.9994 -> "99.9%"``, ``1/50176 -> "0.002%"``, ``0.99996 -> "99.996%"``.
+    """
+    p = 100.0 * float(fraction)
+    if not math.isfinite(p):
+        return f"{p}%"
+    if p == 0 or p == 100:
+        return f"{p:.0f}%"
+    for d in range(decimals, 12):
+        text = f"{p:.{d}f}"
+        if (p <= 0 or float(text) > 0) and (p >= 100 or float(text) < 100):
+            return text + "%"
+    return f"<{10.0 ** -11:.11f}%" if p < 50 else f">{100 - 10.0 ** -11:.11f}%"
 
 
 def _fmt_norm(value: float) -> str:
@@ -160,23 +211,23 @@ def show(result, index: int = 0, classes=None, *, title: str | None = None, mark
     axes = fig.subplots(1, panels)
 
     ax = axes[0]
-    ax.imshow(_hwc(x), interpolation="nearest")
-    ax.set_title(f"original: {_short(class_label(clean_k, names))}\n{100 * clean_p:.1f}% (class {clean_k})",
+    ax.imshow(to_hwc(x), interpolation="nearest")
+    ax.set_title(f"original: {_short(class_label(clean_k, names))}\n{format_percent(clean_p)} (class {clean_k})",
                  fontsize=10)
 
     ax = axes[1]
     img, k = amplify(r)
-    ax.imshow(img, interpolation="nearest")
+    ax.imshow(to_hwc(img), interpolation="nearest")
     l2 = float(r.flatten().norm(2))
     linf = float(r.abs().max()) if r.numel() else 0.0
     if n_changed == 0:
         ax.set_title("perturbation: none", fontsize=10)
     else:
-        ax.set_title(f"perturbation (x{k:.3g})\nL2 {_fmt_norm(l2)}, L∞ {_fmt_norm(linf)} = {255 * linf:.3g}/255",
+        ax.set_title(f"{scale_label(k)}\nL2 {_fmt_norm(l2)}, L∞ {_fmt_norm(linf)} = {255 * linf:.3g}/255",
                      fontsize=10)
 
     ax = axes[2]
-    ax.imshow(_hwc(xa), interpolation="nearest")
+    ax.imshow(to_hwc(xa), interpolation="nearest")
     if not attacked:
         verdict = "not attacked (misclassified)" if result.target is None or clean_k != int(result.target[i]) \
             else "not attacked (already the target)"
@@ -184,7 +235,8 @@ def show(result, index: int = 0, classes=None, *, title: str | None = None, mark
         verdict = "fooled"
     else:
         verdict = "not fooled"
-    ax.set_title(f"adversarial: {_short(class_label(adv_k, names))}\n{100 * adv_p:.1f}% (class {adv_k}), {verdict}",
+    ax.set_title(f"adversarial: {_short(class_label(adv_k, names))}\n"
+                 f"{format_percent(adv_p)} (class {adv_k}), {verdict}",
                  fontsize=10, color="black" if success or not attacked else "firebrick")
     if sparse and n_changed:
         rows, cols = np.nonzero(mask.cpu().numpy())
@@ -227,7 +279,7 @@ def show(result, index: int = 0, classes=None, *, title: str | None = None, mark
     if title is None:
         params = getattr(result, "params", {}) or {}
         shown = {key: v for key, v in params.items() if isinstance(v, (int, float, str, bool)) and key in
-                 ("norm", "eps", "overshoot", "lambda_", "pixels", "xi", "max_iter")}
+                 ("norm", "eps", "overshoot", "lambda_", "delta", "pixels", "xi", "max_iter")}
         ptxt = ", ".join(f"{key.rstrip('_')}={'inf' if isinstance(v, float) and math.isinf(v) else v}"
                          for key, v in shown.items())
         name = result.attack_name or "attack"
@@ -237,7 +289,7 @@ def show(result, index: int = 0, classes=None, *, title: str | None = None, mark
         title += f" — {its} iteration(s)," if its else " —"
         title += f" {n_changed} of {total} pixels changed"
         if n_changed and n_changed < total:
-            title += f" ({100 * n_changed / total:.2g}%)"
+            title += f" ({format_percent(n_changed / total)})"
     text = title if subtitle is None else f"{title}\n{subtitle}"
     fig.suptitle(text, fontsize=10)
     fig.tight_layout()

@@ -3,6 +3,7 @@
     foolkit attack --model NAME --attack NAME [params] --n N --out runs/x.db     # data set
     foolkit attack --image PATH [--model NAME] --attack NAME [params] [--out x.png]   # one image
     foolkit attack --cifar-index N --attack NAME                                  # one bundled image
+    ... [--device cpu|cuda|cuda:N]                                                # where to run (default cpu)
 
 Every keyword-only parameter of every available attack class is a flag (``--norm``,
 ``--overshoot``, ``--max-iter``, ``--eps``, ...), converted to the type its annotation names
@@ -20,8 +21,11 @@ HELP = "attack a model on a data set, storing every sample in SQLite (rerun to r
 
 # Runner options; an attack parameter with one of these names gets the flag --attack-NAME.
 RUNNER_OPTIONS = {"model", "attack", "n", "data", "split", "batch_size", "seed", "checkpoint", "out", "target",
-                  "fit_size", "quiet", "debug", "help", "image", "cifar_index", "perturbation"}
+                  "fit_size", "quiet", "debug", "help", "image", "cifar_index", "perturbation", "device", "force"}
 PARAM_PREFIX = "param__"
+# What a parameter's values mean, where the defaults alone do not say (shown in --help).
+PARAM_NOTES = {"mode": "universal: faithful (one image at a time, the authors' loop) or batched (DeepFool on "
+                       "--attack-batch-size images at once: faster), as in `foolkit fit-universal --mode`"}
 
 
 def flag_for(param_name: str) -> str:
@@ -52,6 +56,7 @@ def _one_line_errors(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p) -> None:
     from ..attacks import registry
+    from ..files import FORCE_HELP
 
     p.usage = "foolkit attack --model NAME --attack NAME [attack parameters] [--n N] [--out FILE] [options]"
     p.add_argument("--model", default=None, help="registered model name (see `foolkit models`); one image: "
@@ -66,7 +71,8 @@ def add_arguments(p) -> None:
     p.add_argument("--data", default=None, metavar="PATH",
                    help="CIFAR-10 root (official or ImageFolder); default $FOOLKIT_DATA, else the bundled 1,000 images")
     p.add_argument("--split", default="test", help="train or test (default test)")
-    p.add_argument("--batch-size", type=int, default=100, help="images per batch = per committed transaction")
+    p.add_argument("--batch-size", type=int, default=100, help="images per batch = per committed transaction; part of the run's identity "
+                   "(resume with the batch size the run started with)")
     p.add_argument("--seed", type=int, default=0, help="base seed of the run (each batch derives its own)")
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="state_dict file for the model's raw network")
     p.add_argument("--out", default=None, metavar="FILE",
@@ -74,7 +80,10 @@ def add_arguments(p) -> None:
     p.add_argument("--target", type=str, default=None, help="target class (index, or a class name for one image)")
     p.add_argument("--fit-size", type=int, default=None,
                    help="universal perturbations: images of the set X (default half of --n)")
+    p.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="where the model and images go: cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true", help="one image: " + FORCE_HELP)
     group = p.add_argument_group("attack parameters (keyword arguments of the attack classes)")
     defaults: dict[str, list[str]] = {}
     for name, cls in registry.available().items():
@@ -82,8 +91,9 @@ def add_arguments(p) -> None:
             default = param.default
             defaults.setdefault(param.name, []).append(f"{name} {default!r}")
     for pname in defaults:
+        note = f"{PARAM_NOTES[pname]}; " if pname in PARAM_NOTES else ""
         group.add_argument(flag_for(pname), dest=PARAM_PREFIX + pname, default=argparse.SUPPRESS, metavar="V",
-                           help=f"defaults: {'; '.join(defaults[pname])}".replace("%", "%%"))
+                           help=f"{note}defaults: {'; '.join(defaults[pname])}".replace("%", "%%"))
     _one_line_errors(p)
 
 
@@ -105,17 +115,25 @@ def attack_from_args(args):
 def run(args) -> int:
     from .. import metrics
     from ..evaluation.runner import evaluate
+    from ..machine import parse_device
     from ..models.registry import card
 
+    device = parse_device(getattr(args, "device", None) or "cpu")  # a bad name fails before any work
     if args.image is not None or args.cifar_index is not None:
+        one = "--image" if args.image is not None else "--cifar-index"
+        for flag, value in (("--n", args.n), ("--fit-size", args.fit_size)):
+            if value is not None:  # silently ignored before: refuse, the user meant something
+                raise ValueError(f"{flag} applies to data sets, not to {one} (one image)")
         from .image_attack import run_image_command
         return run_image_command(args)
     if args.model is None or args.attack is None:
         raise ValueError("--model and --attack are required (or --image PATH / --cifar-index N for one image)")
     if args.perturbation is not None:
         raise ValueError("--perturbation applies to one image (--image or --cifar-index)")
-    if args.out is None:
-        args.out = "runs/foolkit.db"
+    from ..files import check_output
+    # a store is written into, not replaced; only the default folder runs/ is created
+    args.out = str(check_output(args.out or "runs/foolkit.db", inputs=[args.checkpoint], kind="store",
+                                create_folder=args.out is None))
     if args.target is not None:
         try:
             args.target = int(args.target)
@@ -129,7 +147,7 @@ def run(args) -> int:
     card(args.model)  # unknown model names fail before any data is read
     run_ = evaluate(args.model, attack, ("cifar10", args.split, args.n, args.data), args.out,
                     batch_size=args.batch_size, seed=args.seed, checkpoint=args.checkpoint, target=args.target,
-                    fit_size=args.fit_size, progress=not args.quiet)
+                    fit_size=args.fit_size, device=device, progress=not args.quiet)
     m = run_.metrics()
     print(metrics.format_table([(run_.title, m)]))
     print(metrics.describe(m))

@@ -4,16 +4,19 @@ The library side (loading, cropping, attacking one image) is :mod:`foolkit.singl
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..attacks.base import predict
-from ..files import atomic_path, check_writable
+from ..files import PNG_SOFTWARE, atomic_path, check_output
+from ..machine import parse_device
 from ..single_image import (DEFAULT_ATTACK, DEFAULT_CIFAR_MODEL, DEFAULT_IMAGE_MODEL, PARAM_PREFIX,
                             _class_names, apply_perturbation, load_for_model,
                             make_attack, resolve_target)
+from ..visualize import format_percent
 
 
 def _arg(args, name, default=None):
@@ -39,21 +42,25 @@ def _out_paths(args, stem: str, attack_name: str) -> tuple[Path, Path]:
     if out.exists() and out.is_dir():
         raise ValueError(f"--out {out} is a directory; give a file name such as {out / 'result.png'}")
     adv = out.with_name(out.stem + "-adv.png")
-    image = getattr(args, "image", None)
-    if image is not None and Path(image).resolve() in (out.resolve(), adv.resolve()):
-        raise ValueError(f"--out {out} would overwrite the input image {image}; choose another name")
-    check_writable(out)
+    # never an input; an existing image only with --force, unless foolkit wrote it (a rerun)
+    inputs = (getattr(args, "image", None), getattr(args, "perturbation", None), getattr(args, "checkpoint", None))
+    force = bool(getattr(args, "force", False))
+    check_output(out, inputs=inputs, kind="figure", force=force)
+    check_output(adv, inputs=inputs, kind="image", force=force)
     return out, adv
 
 
 def save_png(x: torch.Tensor, path: str | os.PathLike) -> None:
     """Write ``[1,3,H,W]`` or ``[3,H,W]`` in [0,1] as a lossless 8-bit RGB PNG (rounded to levels)."""
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
 
     img = x[0] if x.ndim == 4 else x
     arr = torch.round(img.detach().to("cpu", torch.float64).clamp(0, 1) * 255).to(torch.uint8)
+    info = PngInfo()
+    info.add_text("Software", PNG_SOFTWARE)  # marks it as foolkit's: a rerun may replace it
     with atomic_path(path) as tmp:
-        Image.fromarray(arr.permute(1, 2, 0).numpy(), "RGB").save(tmp, format="PNG", optimize=False)
+        Image.fromarray(arr.permute(1, 2, 0).numpy(), "RGB").save(tmp, format="PNG", optimize=False, pnginfo=info)
 
 
 def _fmt(value: float) -> str:
@@ -67,7 +74,8 @@ def norms_report(r: torch.Tensor) -> list[str]:
     entries = int((r != 0).sum())
     l2 = float(r.flatten().norm(2))
     linf = float(r.abs().max()) if r.numel() else 0.0
-    return [f"  L0:  {pix} of {total} pixels changed ({100 * pix / total:.2f}%), {entries} of {r.numel()} values",
+    return [f"  L0:  {pix} of {total} pixels changed ({format_percent(pix / total, 2)}), "
+            f"{entries} of {r.numel()} values",
             f"  L2:  {_fmt(l2)} in [0,1] units = {_fmt(255 * l2)} in 0-255 levels",
             f"  L∞:  {_fmt(linf)} in [0,1] units = {_fmt(255 * linf)} in 0-255 levels"]
 
@@ -81,7 +89,8 @@ def run_image_command(args) -> int:
         with --perturbation: the model in the file's card); checkpoint (None);
         attack ("deepfool"); attack parameters as ``param__<name>`` text (e.g. ``param__norm="inf"``);
         target (None, a class index or name); out (None: ``<image>-<attack>.png``);
-        perturbation (None, or a file of ``foolkit fit-universal``); data (CIFAR-10 root, None).
+        perturbation (None, or a file of ``foolkit fit-universal``); data (CIFAR-10 root, None);
+        device ("cpu", "cuda" or "cuda:N"; default cpu).
 
     Returns 0; user errors raise ``ValueError`` / ``DataError`` / ``ModelError`` (one line).
     """
@@ -91,6 +100,7 @@ def run_image_command(args) -> int:
 
     image = getattr(args, "image", None)
     cifar_index = getattr(args, "cifar_index", None)
+    device = parse_device(_arg(args, "device", "cpu"))
     if image is not None and cifar_index is not None:
         raise ValueError("give either --image PATH or --cifar-index N, not both")
     if image is None and cifar_index is None:
@@ -136,7 +146,9 @@ def run_image_command(args) -> int:
                 "resized_size": (32, 32), "crop_box": (0, 0, 32, 32),
                 "description": f"CIFAR-10 test image #{cifar_index} (32x32, true class {names[true_label]}), used as is"}
     else:
-        x, info = load_for_model(image, size)
+        with warnings.catch_warnings():  # the "image:" line below says it, in one line
+            warnings.filterwarnings("ignore", message=r".* is animated \(\d+ frames\)")
+            x, info = load_for_model(image, size)
         stem = Path(image).stem
 
     if universal is not None:
@@ -148,7 +160,8 @@ def run_image_command(args) -> int:
             _arg(args, "attack", DEFAULT_ATTACK), str) else type(atk).__name__.lower()
     out, adv_path = _out_paths(args, stem, attack_name)
 
-    net = registry.load(model_name, checkpoint=getattr(args, "checkpoint", None))
+    net = registry.load(model_name, checkpoint=getattr(args, "checkpoint", None), device=device)
+    x = x.to(device)
     with torch.no_grad():
         num_classes = net(x).shape[1]
     tgt = resolve_target(getattr(args, "target", None), names, num_classes)
@@ -166,8 +179,11 @@ def run_image_command(args) -> int:
                                     params={"norm": universal.card.get("norm"), "xi": universal.card.get("xi")})
         print(f"model: {model_name}, universal perturbation from {perturbation}")
     else:
-        print(f"model: {model_name}, attack: {atk!r}" + (f", target: {label(tgt)}" if tgt is not None else ""))
-        result = atk(net, x, target=tgt)
+        print(f"model: {model_name}, attack: {atk!r}" + (f", target: {label(tgt)}" if tgt is not None else ""),
+              flush=True)  # seen before a long attack, even when piped
+        from ..progress import elapsed_ticker
+        with elapsed_ticker(f"attacking with {type(atk).__name__}", enabled=not getattr(args, "quiet", False)):
+            result = atk(net, x, target=tgt)
     result.extra["image"] = info
     result.extra["model"] = model_name
 
@@ -193,9 +209,10 @@ def run_image_command(args) -> int:
         print(line)
 
     fig = show(result, 0, names, subtitle=f"{model_name}: {info['description']}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=out.suffix.lower().lstrip("."), dpi=100, bbox_inches="tight")
+        fmt = out.suffix.lower().lstrip(".")
+        fig.savefig(tmp, format=fmt, dpi=100, bbox_inches="tight",
+                    metadata={"Software": PNG_SOFTWARE} if fmt == "png" else None)
     save_png(result.x_adv, adv_path)
     print(f"figure:      {out}")
 
@@ -203,6 +220,7 @@ def run_image_command(args) -> int:
     from ..data.images import load_image_with_info
 
     x_back, _ = load_image_with_info(adv_path, None)
+    x_back = x_back.to(device)
     q_label, q_probs = predict(net, x_back)
     q_k, q_p = int(q_label[0]), float(q_probs[0, q_label[0]])
     label_attacked = int(result.label[0])

@@ -9,6 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..visualize import amplify, format_percent, scale_label, to_hwc  # noqa: F401 (re-exported)
+
 
 def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -27,19 +29,6 @@ def _png(fig) -> bytes:
 
 def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def to_hwc(img: np.ndarray) -> np.ndarray:
-    """``[C,H,W]`` -> ``[H,W,C]`` (``[H,W]`` for one channel), clipped to [0,1]."""
-    a = np.clip(np.asarray(img, dtype=np.float64), 0, 1)
-    return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
-
-
-def amplify(r: np.ndarray) -> tuple[np.ndarray, float]:
-    """A perturbation made visible: ``0.5 + k r`` with ``k = 0.5 / max|r|``; returns (image, k)."""
-    peak = float(np.abs(r).max()) if r.size else 0.0
-    k = 0.5 / peak if peak > 0 else 1.0
-    return np.clip(0.5 + k * r, 0, 1), k
 
 
 def norm_histograms(l2: Sequence[float], linf: Sequence[float], title: str = "") -> bytes:
@@ -62,7 +51,8 @@ def norm_histograms(l2: Sequence[float], linf: Sequence[float], title: str = "")
 
 
 def image_grid(items: Sequence[dict], classes: Sequence[str] | None = None) -> bytes:
-    """Thesis Fig. 12.5 style: per row the original, the amplified perturbation, the adversarial.
+    """Thesis Fig. 12.5 style: per row the original, the perturbation scaled to be visible (its
+    caption states the factor, see :func:`foolkit.visualize.scale_label`), the adversarial.
 
     items: dicts with ``x``, ``r``, ``x_adv`` (``[C,H,W]``), ``label``, ``clean_conf``,
     ``adv_label``, ``adv_conf``.
@@ -74,9 +64,10 @@ def image_grid(items: Sequence[dict], classes: Sequence[str] | None = None) -> b
     fig = _figure(6.3, 2.2 * rows)
     for i, it in enumerate(items):
         shown, k = amplify(it["r"])
-        panels = ((it["x"], f"{name(it['label'])} {100 * it['clean_conf']:.1f}%"),
-                  (shown, f"perturbation ×{k:.3g}"),
-                  (it["x_adv"], f"{name(it['adv_label'])} {100 * it['adv_conf']:.1f}%"))
+        none = not np.any(np.asarray(it["r"]))
+        panels = ((it["x"], f"{name(it['label'])} {format_percent(it['clean_conf'])}"),
+                  (shown, "perturbation: none" if none else scale_label(k)),
+                  (it["x_adv"], f"{name(it['adv_label'])} {format_percent(it['adv_conf'])}"))
         for j, (img, caption) in enumerate(panels):
             ax = fig.add_subplot(rows, 3, 3 * i + j + 1)
             hwc = to_hwc(img)
@@ -105,13 +96,13 @@ def probability_traces(traces: Sequence[np.ndarray], names: Sequence[str], thres
 
 
 def perturbation_image(v: np.ndarray, title: str = "") -> bytes:
-    """A universal perturbation, amplified (Fig. 12.20)."""
+    """A universal perturbation, scaled to be visible; the title states the factor (Fig. 12.20)."""
     shown, k = amplify(np.asarray(v, dtype=np.float64).reshape(-1, *np.asarray(v).shape[-2:]))
     fig = _figure(2.5, 2.7)
     ax = fig.add_subplot(1, 1, 1)
     hwc = to_hwc(shown)
     ax.imshow(hwc, cmap="gray" if hwc.ndim == 2 else None, interpolation="nearest")
-    ax.set_title(title or f"universal perturbation ×{k:.3g}", fontsize=9)
+    ax.set_title(title or scale_label(k, "universal perturbation"), fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
     return _png(fig)
