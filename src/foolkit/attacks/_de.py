@@ -27,10 +27,16 @@ import torch
 def _distinct(b: int, p: int, generator: torch.Generator, device) -> torch.Tensor:
     """Indices ``[b, p, 3]``: for member i, three members r1, r2, r3 all different from i and
     from each other, uniformly (draw from the smaller range, then skip the excluded ones)."""
-    taken = torch.arange(p, device=device).expand(b, p)[..., None]  # [b, p, 1]
+    return _draw_distinct(torch.arange(p, device=device).expand(b, p)[..., None], p, generator)
+
+
+def _draw_distinct(taken: torch.Tensor, pool: int, generator: torch.Generator) -> torch.Tensor:
+    """Three indices in [0, pool) per entry of ``taken [b, m, t]``, different from each other and
+    from the t indices in ``taken`` (t may be 0), uniformly. Returns ``[b, m, 3]``."""
+    b, m, t = taken.shape
     picks = []
     for j in range(3):
-        u = torch.randint(0, p - 1 - j, (b, p), generator=generator, device=device)
+        u = torch.randint(0, pool - t - j, (b, m), generator=generator, device=taken.device)
         excl, _ = taken.sort(-1)
         for s in range(excl.shape[-1]):  # ascending exclusions: shift past each one
             u = u + (u >= excl[..., s]).long()
@@ -42,7 +48,7 @@ def _distinct(b: int, p: int, generator: torch.Generator, device) -> torch.Tenso
 def minimize(fitness: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], population: torch.Tensor, *,
              lower: torch.Tensor, upper: torch.Tensor, generations: int, generator: torch.Generator,
              threshold: torch.Tensor | float = -float("inf"), scale: float = 0.5,
-             crossover: float | None = None):
+             crossover: float | None = None, boundary: str = "clip", gene_pool: int | None = None):
     """Minimise B independent problems with DE/rand/1.
 
     Args:
@@ -58,6 +64,12 @@ def minimize(fitness: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], popu
         scale: the mutation factor F (0.5 in the paper).
         crossover: None for no crossover (the paper); a probability CR in [0,1] for binomial
             crossover (each coordinate from the mutant with probability CR, one always).
+        boundary: "clip": a child's coordinates outside [lower, upper] are clipped to the box;
+            "resample": they are drawn again uniformly in [lower, upper) (the thesis's code).
+        gene_pool: None: the donors r1, r2, r3 are three other members (the paper). An integer
+            g (the thesis's code): each member is g genes of D / g coordinates (e.g. g pixels),
+            and each gene of each child is x1 + F (x2 - x3) for three different genes drawn
+            from all P * g genes of the population, the member itself included.
 
     Returns:
         ``(best [B, D], best_fitness [B], generations_run [B] int64, trace [B, generations+1])``
@@ -67,6 +79,10 @@ def minimize(fitness: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], popu
     b, p, d = population.shape
     if p < 4:
         raise ValueError(f"differential evolution needs a population of at least 4, got {p}")
+    if boundary not in ("clip", "resample"):
+        raise ValueError(f"boundary must be 'clip' or 'resample', got {boundary!r}")
+    if gene_pool is not None and (gene_pool < 1 or d % gene_pool):
+        raise ValueError(f"gene_pool must divide the {d} coordinates of a member, got {gene_pool!r}")
     device = population.device
     pop = population.clone()
     threshold = torch.as_tensor(threshold, dtype=torch.float64, device=device).expand(b)
@@ -91,15 +107,24 @@ def minimize(fitness: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], popu
         if len(active) == 0:
             break
         pa = pop[active]
-        r = _distinct(len(active), p, generator, device)
-        pick = lambda j: pa.gather(1, r[..., j:j + 1].expand(-1, -1, d))  # noqa: E731
-        child = pick(0) + scale * (pick(1) - pick(2))
+        if gene_pool is None:
+            r = _distinct(len(active), p, generator, device)
+            pick = lambda j: pa.gather(1, r[..., j:j + 1].expand(-1, -1, d))  # noqa: E731
+            child = pick(0) + scale * (pick(1) - pick(2))
+        else:
+            child = _pooled_mutants(pa, gene_pool, scale, generator)
         if crossover is not None:
             take = torch.rand(pa.shape, generator=generator, device=device) < crossover
             forced = torch.randint(0, d, (len(active), p, 1), generator=generator, device=device)
             take.scatter_(2, forced, True)
             child = torch.where(take, child, pa)
-        child = torch.minimum(torch.maximum(child, lower), upper)
+        if boundary == "clip":
+            child = torch.minimum(torch.maximum(child, lower), upper)
+        else:
+            out = (child < lower) | (child > upper)
+            fresh = lower + (upper - lower) * torch.rand(child.shape, generator=generator, device=device,
+                                                         dtype=child.dtype)
+            child = torch.where(out, fresh, child)
         child_fit, child_solved = evaluate(child, active)
         better = child_fit < fit[active]
         pop[active] = torch.where(better[..., None], child, pa)
@@ -111,3 +136,16 @@ def minimize(fitness: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], popu
     best_fit, best_idx = fit.min(1)
     best = pop.gather(1, best_idx.view(b, 1, 1).expand(b, 1, d)).squeeze(1)
     return best, best_fit, ran, trace
+
+
+def _pooled_mutants(pa: torch.Tensor, genes: int, scale: float, generator: torch.Generator) -> torch.Tensor:
+    """DE/rand/1 mutants over a pool of genes: ``pa [b, P, D]`` is P members of ``genes`` genes
+    each; every gene of every child mixes three different genes of the pool (any member, any
+    slot, its own included). Returns ``[b, P, D]``."""
+    b, p, d = pa.shape
+    g = d // genes
+    pool = pa.view(b, p, genes, g).transpose(1, 2).reshape(b, genes * p, g)  # slot-major, as the thesis indexes
+    r = _draw_distinct(torch.empty(b, p * genes, 0, dtype=torch.long, device=pa.device), genes * p, generator)
+    pick = lambda j: pool.gather(1, r[..., j:j + 1].expand(-1, -1, g))  # noqa: E731
+    child = pick(0) + scale * (pick(1) - pick(2))  # [b, P * genes, g], member-major
+    return child.view(b, p, d)

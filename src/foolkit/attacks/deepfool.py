@@ -17,6 +17,12 @@ passes in later steps. On cifar10/resnet20 (1,000 bundled images) it left the fo
 the median ||r|| unchanged (ratio 1.000) and cut the time by 16-27%; ``keep_closest=None``
 follows the paper exactly.
 
+``variant="thesis"`` runs the thesis code's DeepFool instead (module ``deepfool_thesis``): all
+candidate classes every step, linearisation at x + R, the stop test on the unclipped
+x + (1 + overshoot) R, one clip at the end, the returned point x + 1.01 R, and all of it in the
+normalised space z = (x - mean) / std of a ``fk.models.Normalized`` model (pixel space for any
+other model). L2 and Linf only; untargeted only.
+
 Example:
     >>> result = DeepFool(norm=2)(model, x, y)
     >>> result.fooling_rate, result.norms(2).median()
@@ -28,7 +34,8 @@ import math
 import torch
 
 from .. import norms as _norms
-from .base import Attack, Counter, check_nonnegative, check_positive_int, wide_logits
+from .base import Attack, Counter, check_nonnegative, check_positive_int, check_variant, wide_logits
+from .deepfool_thesis import run_deepfool_thesis
 
 
 class DeepFool(Attack):
@@ -44,6 +51,9 @@ class DeepFool(Attack):
         clip: clip every iterate to [0,1] (Table 12.4 studies clip vs no clip).
         keep_closest: after the first step keep only this many closest candidate classes
             (default 3; None keeps all K, the paper's algorithm).
+        variant: "foolkit" (default, the algorithm above) or "thesis" (the thesis code's
+            algorithm in the model's normalised space; ``clip`` then clips once at the end and
+            ``keep_closest`` is not used; norm 2 or inf; no target).
 
     Call: ``DeepFool(...)(model, x [N,C,H,W] in [0,1], y=None, target=None) -> AttackResult``.
     With ``target`` the single candidate is the target class and the attack stops once the
@@ -51,17 +61,31 @@ class DeepFool(Attack):
     """
 
     name = "deepfool"
+    added_params = {"variant": "foolkit"}
 
     def __init__(self, *, norm: float | str = 2, overshoot: float = 0.02, max_iter: int = 50,
-                 candidates: int = 10, clip: bool = True, keep_closest: int | None = 3):
+                 candidates: int = 10, clip: bool = True, keep_closest: int | None = 3,
+                 variant: str = "foolkit"):
         self.norm = _norms.parse_norm(norm)
         self.overshoot = check_nonnegative("overshoot", overshoot)
         self.max_iter = check_positive_int("max_iter", max_iter)
         self.candidates = check_positive_int("candidates", candidates, minimum=2)
         self.clip = bool(clip)
         self.keep_closest = None if keep_closest is None else check_positive_int("keep_closest", keep_closest)
+        self.variant = check_variant(variant)
+        if self.variant == "thesis" and self.norm not in (2, math.inf):
+            raise ValueError(f"DeepFool(variant='thesis') supports norm 2 or inf (the thesis's), got {norm!r}")
+
+    @property
+    def supports_target(self) -> bool:  # the thesis's DeepFool has no targeted mode
+        return self.variant != "thesis"
 
     def _run(self, model, x0, label, target, counter: Counter, index):
+        if self.variant == "thesis":
+            x_adv, loops = run_deepfool_thesis(model, x0, norm=self.norm, overshoot=self.overshoot,
+                                               max_iter=self.max_iter, candidates=self.candidates,
+                                               clip=self.clip, counter=counter)
+            return x_adv, loops, {}
         n = len(x0)
         device = x0.device
         if counter.cache.get("owner") is self:  # the base class's clean pass of this very call

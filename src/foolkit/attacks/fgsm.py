@@ -5,6 +5,12 @@
 
 Thesis: section 6.2, experiments 12.1 (Tables 12.1-12.2, Figs 12.1-12.4).
 
+``variant="thesis"`` is the thesis code's ``fgsm``: the loss is ``nll_loss`` applied to the
+logits, i.e. -f_y(x), instead of the cross-entropy. The thesis steps by eps / std_c in the
+normalised space z = (x - mean) / std and clamps z to the image of [0,1]; since z is an affine,
+per-channel increasing map of x, that is exactly x + eps * sign(grad_x(-f_y)) clipped to [0,1]
+(the sign of a gradient is the same in z and in x), which is what foolkit computes.
+
 Example:
     >>> result = FGSM(eps=0.01)(model, x, y)
     >>> eps_min = minimal_epsilon(model, x, y, grid=torch.arange(1, 31) / 100)
@@ -16,8 +22,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .base import (Attack, Counter, check_nonnegative, input_gradient, predict, validate_images, validate_labels,
-                   wide_logits)
+from .base import (Attack, Counter, check_nonnegative, check_variant, input_gradient, predict, validate_images,
+                   validate_labels, wide_logits)
 
 
 def _eps_tensor(eps: Any) -> float | torch.Tensor:
@@ -28,6 +34,15 @@ def _eps_tensor(eps: Any) -> float | torch.Tensor:
     return check_nonnegative("eps", eps)
 
 
+def fgsm_loss(logits: torch.Tensor, wanted: torch.Tensor, variant: str = "foolkit") -> torch.Tensor:
+    """Per-sample loss whose input gradient FGSM follows: cross-entropy (foolkit) or the thesis
+    code's ``nll_loss`` on logits, -f_wanted. ``logits [N,K]``, ``wanted [N]`` -> ``[N]``."""
+    logits = wide_logits(logits)
+    if variant == "thesis":
+        return -logits.gather(1, wanted[:, None]).squeeze(1)
+    return F.cross_entropy(logits, wanted, reduction="none")
+
+
 class FGSM(Attack):
     """One signed-gradient step of size ``eps`` in the L-inf norm.
 
@@ -35,16 +50,22 @@ class FGSM(Attack):
         eps: step size in [0,1] pixel units; a float or a per-sample tensor ``[N]`` (>= 0).
         clip: clip ``x_adv`` to [0,1] (default True; Table 12.2 compares clip / no clip).
             Without clipping ``x_adv`` may leave [0,1]; the norms then equal eps exactly.
+        variant: "foolkit" (default): the gradient of the cross-entropy, as in the paper;
+            "thesis": the gradient of -f_y (the thesis code's ``nll_loss`` on logits). The two
+            signs differ where other classes' logits pull the softmax gradient another way.
+            Targeted, the step descends the same loss of the target class.
 
     Call: ``FGSM(eps=...)(model, x [N,C,H,W] in [0,1], y=None, target=None) -> AttackResult``.
     One forward and one gradient per image; ``iterations`` is 1.
     """
 
     name = "fgsm"
+    added_params = {"variant": "foolkit"}
 
-    def __init__(self, *, eps: float | torch.Tensor = 0.01, clip: bool = True):
+    def __init__(self, *, eps: float | torch.Tensor = 0.01, clip: bool = True, variant: str = "foolkit"):
         self.eps = _eps_tensor(eps)
         self.clip = bool(clip)
+        self.variant = check_variant(variant)
 
     def _check_call(self, x):
         if isinstance(self.eps, torch.Tensor) and self.eps.ndim == 1 and len(self.eps) != len(x):
@@ -56,7 +77,7 @@ class FGSM(Attack):
             k = logits.shape[1]
             wanted = target if target is not None else y if y is not None else logits.argmax(1)
             wanted = validate_labels(wanted, len(x), k, "target" if target is not None else "labels y", x.device)
-            return F.cross_entropy(wide_logits(logits), wanted, reduction="none")
+            return fgsm_loss(logits, wanted, self.variant)
 
         logits, grad = input_gradient(model, x, objective, counter)
         counter.cache["grad"] = grad
@@ -76,11 +97,11 @@ class FGSM(Attack):
 
     def params(self) -> dict:
         eps = self.eps.tolist() if isinstance(self.eps, torch.Tensor) else self.eps
-        return {"eps": eps, "clip": self.clip}
+        return {"eps": eps, "clip": self.clip, "variant": self.variant}
 
 
 def minimal_epsilon(model, x: torch.Tensor, y: Any = None, *, grid: Any = None, clip: bool = True,
-                    batch_size: int = 500) -> torch.Tensor:
+                    batch_size: int = 500, variant: str = "foolkit") -> torch.Tensor:
     """Smallest eps on ``grid`` for which FGSM fools each image (Fig. 12.3), batched.
 
     The sign of the gradient does not depend on eps, so one gradient per image is enough; each
@@ -92,31 +113,33 @@ def minimal_epsilon(model, x: torch.Tensor, y: Any = None, *, grid: Any = None, 
         y: labels ``[N]``; default the clean predictions.
         grid: increasing eps values, default 0.01, 0.02, ..., 0.30 (the thesis starts at 0.01).
         clip: clip to [0,1] as :class:`FGSM` does.
+        variant: the loss of :class:`FGSM` ("foolkit": cross-entropy; "thesis": -f_y).
 
     Returns:
         float ``[N]``: the minimal eps, ``nan`` where no grid value fools the image or the image
         is already misclassified (0 is never returned for those).
     """
     x = validate_images(x)
+    check_variant(variant)
     grid_t = torch.arange(1, 31, dtype=torch.float32) / 100 if grid is None else torch.as_tensor(grid, dtype=torch.float32)
     if grid_t.ndim != 1 or len(grid_t) == 0 or (grid_t < 0).any() or (grid_t.diff() <= 0).any():
         raise ValueError("grid must be a non-empty, strictly increasing 1-D sequence of eps >= 0")
     was_training = model.training
     model.eval()
     try:
-        return _minimal_epsilon(model, x, y, grid_t, clip, batch_size)
+        return _minimal_epsilon(model, x, y, grid_t, clip, batch_size, variant)
     finally:
         model.train(was_training)
 
 
-def _minimal_epsilon(model, x, y, grid_t, clip, batch_size) -> torch.Tensor:
+def _minimal_epsilon(model, x, y, grid_t, clip, batch_size, variant) -> torch.Tensor:
     clean, probs = predict(model, x)
     label = clean if y is None else validate_labels(y, len(x), probs.shape[1], "labels y", x.device)
     result = torch.full((len(x),), float("nan"), device=x.device)
     counter = Counter()
     for start in range(0, len(x), batch_size):
         xb, lb = x[start:start + batch_size], label[start:start + batch_size]
-        _, grad = input_gradient(model, xb, lambda z: F.cross_entropy(wide_logits(z), lb, reduction="none"), counter)
+        _, grad = input_gradient(model, xb, lambda z: fgsm_loss(z, lb, variant), counter)
         sign = grad.sign()
         active = (clean[start:start + batch_size] == lb).nonzero().squeeze(1)
         for eps in grid_t.tolist():

@@ -26,13 +26,28 @@ Deviations from the paper / the authors' code:
   ``stop_on_success=True`` adds (for comparisons under the same rule). Success is decided
   afterwards by the base class on the best candidate, so an image can be fooled without reaching the threshold (thesis Fig. 12.16).
 - The random draws of an image depend on which other images of its batch are still running.
+
+``variant="thesis"`` is the thesis code's ``one_pixel_attack`` (batched here, over images and
+candidates; its random streams are torch's, not numpy's):
+- a pixel is 2 + C genes in [0,1]: (row, col) as fractions of the image, floored to
+  int(frac * size) and clipped to size - 1, and the colour itself in [0,1], not rounded to
+  8-bit levels (the thesis sets the normalised colour in z, the same pixel in [0,1] units);
+- the initial coordinates are uniform, the colours N(0.5, 0.5) clipped to [0,1];
+- each pixel of a child is x1 + 0.5 (x2 - x3) for three different pixels drawn from all the
+  population's pixels (its own parent included); coordinates leaving [0,1] are redrawn
+  uniformly in [0,1) (``evolve(..., strategy="resample")``), not clipped;
+- the fitness is the softmax probability of the label (lower is better) or of the target
+  (higher is better); a child replaces its parent only when strictly better; an image stops
+  before a generation once its best probability is < 10 % (untargeted) or > 50 % (targeted);
+- ``iterations`` is the thesis's loop index: the generations run when the rule stopped the
+  image, else ``generations - 1`` (although ``generations`` were run).
 """
 from __future__ import annotations
 
 import torch
 
 from . import _de
-from .base import Attack, Counter, check_positive_int, wide_logits
+from .base import Attack, Counter, check_positive_int, check_variant, wide_logits
 
 
 class OnePixel(Attack):
@@ -53,6 +68,9 @@ class OnePixel(Attack):
         stop_on_success: also stop an image as soon as its best candidate is misclassified
             (untargeted) or classified as the target (targeted), as the Keras reference code and
             torchattacks do; False (the paper's rule) keeps lowering the probability.
+        variant: "foolkit" (default) or "thesis", the thesis code's algorithm (module docstring:
+            genes in [0,1], pooled mutation, out-of-box genes resampled, colours not rounded,
+            ``iterations`` at most ``generations - 1``).
 
     Call: ``OnePixel(...)(model, x [N,C,H,W] in [0,1], y=None, target=None) -> AttackResult``.
     ``extra["probability_trace"]`` is float ``[N, generations+1]``: the best candidate's
@@ -62,11 +80,11 @@ class OnePixel(Attack):
     """
 
     name = "onepixel"
-    added_params = {"stop_on_success": False}
+    added_params = {"stop_on_success": False, "variant": "foolkit"}
 
     def __init__(self, *, pixels: int = 1, population: int = 100, generations: int = 50, seed: int = 0,
                  batch_images: int = 100, forward_batch: int | None = None, threshold: float | None = None,
-                 stop_on_success: bool = False):
+                 stop_on_success: bool = False, variant: str = "foolkit"):
         self.pixels = check_positive_int("pixels", pixels)
         self.population = check_positive_int("population", population, minimum=4)
         self.generations = check_positive_int("generations", generations)
@@ -84,6 +102,7 @@ class OnePixel(Attack):
         if not isinstance(stop_on_success, bool):
             raise ValueError(f"stop_on_success must be True or False, got {stop_on_success!r}")
         self.stop_on_success = stop_on_success
+        self.variant = check_variant(variant)
 
     def _check_call(self, x):
         if x.shape[2] * x.shape[3] < self.pixels:
@@ -99,8 +118,11 @@ class OnePixel(Attack):
         nhwc = device.type == "cpu"  # oneDNN convolutions run 10-30% faster on NHWC batches; same values to ~1e-6
         wanted = label if target is None else target
         gen = torch.Generator(device=device).manual_seed(self.seed)
+        thesis = self.variant == "thesis"
+        put = apply_fractional if thesis else apply
         lower = torch.zeros(dim, dtype=torch.float64, device=device)
-        upper = torch.tensor(([h - 1e-6, w - 1e-6] + [255.0] * c) * self.pixels, dtype=torch.float64, device=device)
+        upper = (torch.ones(dim, dtype=torch.float64, device=device) if thesis else
+                 torch.tensor(([h - 1e-6, w - 1e-6] + [255.0] * c) * self.pixels, dtype=torch.float64, device=device))
 
         def forward(imgs):
             nonlocal nhwc
@@ -118,7 +140,7 @@ class OnePixel(Attack):
             owner = problems.repeat_interleave(p)
             out, hit = [], []
             for s in range(0, b * p, chunk):
-                imgs = apply(xs[owner[s:s + chunk]], genes[s:s + chunk])
+                imgs = put(xs[owner[s:s + chunk]], genes[s:s + chunk])
                 prob = wide_logits(forward(imgs)).softmax(1)
                 wanted_now = want[owner[s:s + chunk]]
                 out.append(prob.gather(1, wanted_now[:, None]).squeeze(1))
@@ -126,7 +148,8 @@ class OnePixel(Attack):
                 hit.append((prob.argmax(1) != wanted_now) if target is None else (prob.argmax(1) == wanted_now))
                 counter.forward += len(imgs)
             prob = torch.cat(out).view(b, p).to(torch.float64)
-            fit = prob if target is None else 1 - prob
+            # lower is better; the thesis maximises the target's probability itself
+            fit = prob if target is None else -prob if thesis else 1 - prob
             return (fit, torch.cat(hit).view(b, p)) if self.stop_on_success else fit
 
         x_adv = x0.clone()
@@ -134,22 +157,27 @@ class OnePixel(Attack):
         trace = torch.full((n, self.generations + 1), float("nan"), dtype=torch.float32, device=device)
         default = 0.1 if target is None else 0.5
         thr = default if self.threshold is None else self.threshold
-        stop = thr if target is None else 1 - thr
+        stop = thr if target is None else -thr if thesis else 1 - thr
         for s in range(0, n, self.batch_images):
             xs, want = x0[s:s + self.batch_images], wanted[s:s + self.batch_images]
             b = len(xs)
             coords = torch.rand(b, self.population, self.pixels, 2, generator=gen, device=device, dtype=torch.float64)
-            coords = coords * torch.tensor([h, w], dtype=torch.float64, device=device)
-            colours = torch.randn(b, self.population, self.pixels, c, generator=gen, device=device,
-                                  dtype=torch.float64) * 127 + 128
+            colours = torch.randn(b, self.population, self.pixels, c, generator=gen, device=device, dtype=torch.float64)
+            if thesis:  # fractions of the image; colours N(0.5, 0.5) in [0,1] units
+                colours = colours * 0.5 + 0.5
+            else:  # pixel coordinates; colours N(128, 127) in 8-bit levels
+                coords = coords * torch.tensor([h, w], dtype=torch.float64, device=device)
+                colours = colours * 127 + 128
             pop = torch.cat([coords, colours], -1).reshape(b, self.population, dim)
             pop = torch.minimum(torch.maximum(pop, lower), upper)
             best, _, ran, tr = _de.minimize(lambda cand, pr: fitness(cand, pr, xs, want), pop, lower=lower,
                                             upper=upper, generations=self.generations, generator=gen,
-                                            threshold=stop)
-            x_adv[s:s + b] = apply(xs, best.view(b, self.pixels, per))
-            iterations[s:s + b] = ran
-            trace[s:s + b] = (tr if target is None else 1 - tr).to(torch.float32)
+                                            threshold=stop, boundary="resample" if thesis else "clip",
+                                            gene_pool=self.pixels if thesis else None)
+            x_adv[s:s + b] = put(xs, best.view(b, self.pixels, per))
+            # the thesis reports its loop index: the generations run, or generations - 1 when none stopped it
+            iterations[s:s + b] = ran.clamp_max(self.generations - 1) if thesis else ran
+            trace[s:s + b] = (tr if target is None else -tr if thesis else 1 - tr).to(torch.float32)
         return x_adv, iterations, {"probability_trace": trace}
 
 
@@ -164,6 +192,24 @@ def apply(x: torch.Tensor, genes: torch.Tensor) -> torch.Tensor:
     rows = genes[..., 0].floor().long().clamp(0, h - 1)
     cols = genes[..., 1].floor().long().clamp(0, w - 1)
     vals = genes[..., 2:].round().clamp(0, 255).div(255).to(x.dtype)  # [M, d, C]
+    batch = torch.arange(m, device=x.device)
+    for j in range(genes.shape[1]):  # d is small; later pixels overwrite earlier ones
+        out[batch, :, rows[:, j], cols[:, j]] = vals[:, j]
+    return out
+
+
+def apply_fractional(x: torch.Tensor, genes: torch.Tensor) -> torch.Tensor:
+    """Set pixels as the thesis's code does: x ``[M,C,H,W]``, genes ``[M, d, 2+C]`` in [0,1]
+    (row and column as fractions of the image, then the colour) -> new ``[M,C,H,W]``.
+
+    The pixel is (int(row * H), int(col * W)), clipped to the image; the colour is set unrounded
+    (clipped to [0,1]). A later pixel of the same candidate wins where two coincide.
+    """
+    out = x.clone()
+    m, c, h, w = x.shape
+    rows = (genes[..., 0] * h).floor().long().clamp(0, h - 1)
+    cols = (genes[..., 1] * w).floor().long().clamp(0, w - 1)
+    vals = genes[..., 2:].clamp(0, 1).to(x.dtype)  # [M, d, C]
     batch = torch.arange(m, device=x.device)
     for j in range(genes.shape[1]):  # d is small; later pixels overwrite earlier ones
         out[batch, :, rows[:, j], cols[:, j]] = vals[:, j]

@@ -34,17 +34,40 @@ Deviations from the authors' code (LTS4/SparseFool):
   authors use 0.02 for both, as two separate constants).
 - ``beta`` (how far past the plane the solver goes) is 1e-3 in [0,1] pixel units; the authors
   apply 1e-3 in their mean/std-normalised input space.
+- No-progress stop: an image stops (failed) when a step leaves its iterate where it was, or
+  when ``_PATIENCE`` steps in a row exhaust the box without reaching the linearised boundary
+  and without lowering the best margin f_label - max_k f_k seen so far. With a small ``delta``
+  the iterate otherwise flips between box corners for ever (``max_iter=10**9`` never ended).
+  A step that reaches the plane resets the count, so with the whole box (the default) the
+  stop practically never fires.
+
+``variant="thesis"`` runs the thesis code's SparseFool instead (module ``sparsefool_thesis``):
+its DeepFool and box, in the normalised space of a ``fk.models.Normalized`` model.
 """
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
-from .base import Attack, Counter, check_nonnegative, check_positive_int, input_gradient, wide_logits
+from .base import (Attack, Counter, check_nonnegative, check_positive_int, check_variant, input_gradient,
+                   wide_logits)
 from .deepfool import DeepFool
+from .sparsefool_thesis import run_sparsefool_thesis
 
 _BETA = 1e-3
+#: Steps in a row that exhaust the box without reaching the plane or lowering the margin.
+_PATIENCE = 5
+#: A step that moves no pixel-channel by more than this (pixel units) made no progress.
+_STILL = 1e-7
+
+
+def check_iterations(name: str, value: Any) -> int:
+    """A finite integer >= 1; an integral float (``1e9`` from a command line) is accepted."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    return check_positive_int(name, value)
 
 
 def linear_solver(x: torch.Tensor, w: torch.Tensor, x_b: torch.Tensor, lb: torch.Tensor,
@@ -104,6 +127,10 @@ class SparseFool(Attack):
             the whole [0,1] range; the thesis's Fig. 12.12 varies it.
         deepfool_max_iter: steps of the inner DeepFool (the authors' default, 50).
         candidates: classes the inner DeepFool considers (top logits, the label included; 10).
+        variant: "foolkit" (default, the algorithm above) or "thesis" (the thesis code's
+            SparseFool in the model's normalised space: its inner DeepFool with overshoot 0.02
+            and lambda_fac = lambda_, its box around the 8-bit image, ``overshoot`` as its
+            epsilon; see ``sparsefool_thesis``).
 
     Call: ``SparseFool(...)(model, x [N,C,H,W] in [0,1], y=None) -> AttackResult``; untargeted
     only. ``result.pixels_changed()`` [N] is the sparsity (fraction of pixels changed);
@@ -114,19 +141,28 @@ class SparseFool(Attack):
 
     name = "sparsefool"
     supports_target = False
+    added_params = {"variant": "foolkit"}
 
-    def __init__(self, *, lambda_: float = 3.0, max_iter: int = 20, overshoot: float = 0.02,
-                 delta: float = 255, deepfool_max_iter: int = 50, candidates: int = 10):
+    def __init__(self, *, lambda_: float = 3.0, max_iter: int | float = 20, overshoot: float = 0.02,
+                 delta: float = 255, deepfool_max_iter: int = 50, candidates: int = 10,
+                 variant: str = "foolkit"):
         self.lambda_ = check_nonnegative("lambda_", lambda_)
         if not math.isfinite(self.lambda_) or self.lambda_ < 1:
             raise ValueError(f"lambda_ must be a finite number >= 1, got {lambda_!r}")
-        self.max_iter = check_positive_int("max_iter", max_iter)
+        self.max_iter = check_iterations("max_iter", max_iter)
         self.overshoot = check_nonnegative("overshoot", overshoot)
         self.delta = check_nonnegative("delta (pixel levels out of 255)", delta, strict=True)
         self.deepfool_max_iter = check_positive_int("deepfool_max_iter", deepfool_max_iter)
         self.candidates = check_positive_int("candidates", candidates, minimum=2)
+        self.variant = check_variant(variant)
 
     def _run(self, model, x0, label, target, counter: Counter, index):
+        if self.variant == "thesis":
+            x_adv, loops = run_sparsefool_thesis(
+                model, x0, label, lambda_=self.lambda_, max_iter=self.max_iter, epsilon=self.overshoot,
+                delta=self.delta, deepfool_max_iter=self.deepfool_max_iter, candidates=self.candidates,
+                counter=counter)
+            return x_adv, loops, {}
         n = len(x0)
         device = x0.device
         radius = min(self.delta, 255.0) / 255.0
@@ -139,6 +175,8 @@ class SparseFool(Attack):
         x_adv = x0.clone()
         iterations = torch.zeros(n, dtype=torch.long, device=device)
         active = torch.arange(n, device=device)
+        best_margin = torch.full((n,), math.inf, dtype=torch.float64, device=device)
+        stalled = torch.zeros(n, dtype=torch.long, device=device)
         for _ in range(self.max_iter):
             if len(active) == 0:
                 break
@@ -164,7 +202,17 @@ class SparseFool(Attack):
             x_adv[active] = cand
             iterations[active] += 1
             with torch.no_grad():
-                pred = model(cand).argmax(1)
+                logits = wide_logits(model(cand))
             counter.forward += len(active)
-            active = active[pred == lab]
+            still = logits.argmax(1) == lab
+            # No progress: the iterate stayed put, or the box is exhausted short of the plane
+            # and the margin has not improved for _PATIENCE steps (see the module docstring).
+            f_lab = logits.gather(1, lab[:, None]).squeeze(1)
+            margin = (f_lab - logits.scatter(1, lab[:, None], -math.inf).amax(1)).double()
+            reached = (w * (x_new - x_b)).flatten(1).sum(1) >= 0
+            improved = margin < best_margin[active]
+            best_margin[active] = torch.minimum(margin, best_margin[active])
+            stalled[active] = torch.where(reached | improved, 0, stalled[active] + 1)
+            moved = (x_new - xa).flatten(1).abs().amax(1) > _STILL
+            active = active[still & moved & (stalled[active] < _PATIENCE)]
         return x_adv, iterations, {}

@@ -35,6 +35,23 @@ Deviations from the authors' code (LTS4/universal, python/universal_pert.py):
   inner DeepFool use the L-inf norm for p = inf, as the thesis's Table 12.9 does.
 - Shuffling uses a seeded ``torch.Generator``; the authors' ``max_iter_uni`` defaults to
   infinity, here ``max_passes`` = 10 (the thesis's setting).
+
+``variant="thesis"`` is the thesis code's ``universal_perturbation`` (one image at a time, as
+the thesis, with predictions of the images ahead computed in chunks):
+- everything happens in the normalised space z = (x - mean) / std of a
+  :class:`foolkit.models.Normalized` model (pixel space for any other model): v, the inner
+  DeepFool (the thesis's, ``deepfool_thesis.deepfool_z``: in ``norm``, returning
+  (1 + overshoot) R), the projection (L2: v * min(1, xi / ||v||_2); L-inf: each entry clipped
+  to [-xi, xi]), so **xi is in z units** (the thesis's Table 12.8: xi = 15, Table 12.9: 0.5);
+- nothing is clipped: the model sees z + v, also when measuring the fooling rate;
+- an image is attacked only when its clean prediction equals its true label (``fit``'s ``y``;
+  the clean prediction when None) and z + v is still classified the same; its DeepFool update
+  is kept when DeepFool took fewer than ``deepfool_max_iter - 1`` steps;
+- after each pass the fooling rate on X is the fraction of *all* images with
+  pred(z + v) != pred(z); it stops once that reaches 1 - delta, and returns the v of the pass
+  with the highest fooling rate (zero if no pass fooled any image);
+- ``perturbation_`` is that v in pixel units (v_z * std), and images are attacked with the
+  unclipped x + v.
 """
 from __future__ import annotations
 
@@ -45,8 +62,10 @@ import torch
 from torch import nn
 
 from .. import norms as _norms
-from .base import (Attack, Counter, check_nonnegative, check_positive_int, predict, validate_images)
+from .base import (Attack, Counter, check_nonnegative, check_positive_int, check_variant, predict, validate_images,
+                   validate_labels)
 from .deepfool import DeepFool
+from .deepfool_thesis import deepfool_z, normalised_space, to_z
 
 _MODES = ("faithful", "batched")
 
@@ -64,9 +83,12 @@ class UniversalPerturbation(Attack):
         batch_size: images per DeepFool call in batched mode, and per prediction chunk.
         overshoot: DeepFool's overshoot (authors 0.02).
         deepfool_max_iter: DeepFool steps per image (authors 10).
-        deepfool_norm: the inner DeepFool's norm (2, the authors'; inf as in thesis Table 12.9).
+        deepfool_norm: the inner DeepFool's norm (default 2, the authors'; inf as in thesis
+            Table 12.9). With ``variant="thesis"`` it defaults to ``norm``, and must equal it.
         candidates: classes considered by DeepFool (authors 10).
         seed: seed of the per-pass shuffling.
+        variant: "foolkit" (default) or "thesis", the thesis code's algorithm (module docstring;
+            xi is then in the model's normalised units, and only ``mode="faithful"`` exists).
 
     Fitted attributes: ``perturbation_`` [1,C,H,W], ``fooling_rate_`` (on X, against the
     model's clean predictions), ``history_`` (one dict per pass: pass, fooling_rate,
@@ -78,11 +100,12 @@ class UniversalPerturbation(Attack):
 
     name = "universal"
     supports_target = False
+    added_params = {"variant": "foolkit"}
 
     def __init__(self, *, norm: float | str = math.inf, xi: float = 10 / 255, delta: float = 0.2,
                  max_passes: int = 10, mode: str = "faithful", batch_size: int = 100, overshoot: float = 0.02,
-                 deepfool_max_iter: int = 10, deepfool_norm: float | str = 2, candidates: int = 10,
-                 seed: int = 0):
+                 deepfool_max_iter: int = 10, deepfool_norm: float | str | None = None, candidates: int = 10,
+                 seed: int = 0, variant: str = "foolkit"):
         self.norm = _check_norm("norm", norm)
         self.xi = check_nonnegative("xi", xi, strict=True)
         if not math.isfinite(self.xi):
@@ -97,7 +120,15 @@ class UniversalPerturbation(Attack):
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.overshoot = check_nonnegative("overshoot", overshoot)
         self.deepfool_max_iter = check_positive_int("deepfool_max_iter", deepfool_max_iter)
-        self.deepfool_norm = _check_norm("deepfool_norm", deepfool_norm)
+        self.variant = check_variant(variant)
+        thesis = self.variant == "thesis"
+        default_df = self.norm if thesis else 2.0
+        self.deepfool_norm = default_df if deepfool_norm is None else _check_norm("deepfool_norm", deepfool_norm)
+        if thesis and self.deepfool_norm != self.norm:
+            raise ValueError(f"the thesis's code runs DeepFool in the norm of the ball: deepfool_norm must equal "
+                             f"norm ({self.norm}), got {deepfool_norm!r}")
+        if thesis and mode != "faithful":
+            raise ValueError("variant='thesis' is the thesis's one-image-at-a-time loop: mode must be 'faithful'")
         self.candidates = check_positive_int("candidates", candidates, minimum=2)
         self.seed = check_positive_int("seed", seed, minimum=0)
 
@@ -105,13 +136,20 @@ class UniversalPerturbation(Attack):
         return {k: v for k, v in vars(self).items() if not k.startswith("_") and not k.endswith("_")}
 
     # ----------------------------------------------------------------------------- fitting
-    def fit(self, model: nn.Module, X: torch.Tensor) -> "UniversalPerturbation":
-        """Compute v on images X ``[n,C,H,W]`` in [0,1] (never modified). Returns self."""
+    def fit(self, model: nn.Module, X: torch.Tensor, y=None) -> "UniversalPerturbation":
+        """Compute v on images X ``[n,C,H,W]`` in [0,1] (never modified). Returns self.
+
+        ``y`` (int64 ``[n]``, optional) is used by ``variant="thesis"`` only, which attacks only
+        the images whose clean prediction is their label; None: every image qualifies.
+        """
         X = validate_images(X)
         was_training = model.training
         model.eval()
         try:
-            self._fit(model, X)
+            if self.variant == "thesis":
+                self._fit_thesis(model, X, y)
+            else:
+                self._fit(model, X)
         finally:
             model.train(was_training)
         return self
@@ -192,6 +230,70 @@ class UniversalPerturbation(Attack):
                 v = self._project(v + dv[ok].sum(0, keepdim=True))
         return v
 
+    # ----------------------------------------------------------------- the thesis's variant
+    def _fit_thesis(self, model, X, y):
+        n = len(X)
+        net, mean, std = normalised_space(model)
+        Z = to_z(X, mean, std)
+        counter = self._counter = Counter()
+
+        def pred(z):
+            out = torch.cat([net(z[i:i + self.batch_size]).argmax(1) for i in range(0, len(z), self.batch_size)])
+            counter.forward += len(z)
+            return out
+
+        with torch.no_grad():
+            clean = pred(Z)
+            classes = net(Z[:1]).shape[1]
+        label = clean if y is None else validate_labels(y, n, classes, "labels y", X.device)
+        gen = torch.Generator(device=X.device).manual_seed(self.seed)
+        v = torch.zeros((1,) + X.shape[1:], dtype=X.dtype, device=X.device)
+        v_best, best, fooling = v.clone(), 0.0, 0.0
+        order = torch.arange(n, device=X.device)
+        history = []
+        while fooling < 1 - self.delta and len(history) < self.max_passes:
+            start = time.perf_counter()
+            order = order[torch.randperm(n, generator=gen, device=X.device)]  # the thesis reshuffles its shuffled set
+            v = self._thesis_pass(net, Z[order], clean[order], label[order], v, pred)
+            with torch.no_grad():
+                fooling = float((pred(Z + v) != clean).double().mean())
+            if fooling > best:
+                v_best, best = v.clone(), fooling
+            history.append({"pass": len(history) + 1, "fooling_rate": fooling, "seconds": time.perf_counter() - start,
+                            "forward": counter.forward, "gradient": counter.gradient})
+        self.perturbation_ = v_best * std
+        self.fooling_rate_ = best
+        self.history_ = history
+        self.passes_ = len(history)
+
+    def _thesis_pass(self, net, Z, clean, label, v, pred):
+        n = len(Z)
+        same = torch.zeros(n, dtype=torch.bool, device=Z.device)
+        valid_until = 0  # same[i:valid_until] is up to date with the current v
+        for i in range(n):  # sequential: each update changes v for the next image
+            if clean[i] != label[i]:
+                continue
+            if i >= valid_until:
+                hi = min(n, i + self.batch_size)
+                with torch.no_grad():
+                    same[i:hi] = pred(Z[i:hi] + v) == clean[i:hi]
+                valid_until = hi
+            if not same[i]:
+                continue
+            start = Z[i:i + 1] + v
+            z_adv, loops, _, _ = deepfool_z(net, start, norm=self.norm, overshoot=self.overshoot,
+                                            lambda_fac=1 + self.overshoot, max_iter=self.deepfool_max_iter,
+                                            candidates=self.candidates, counter=self._counter)
+            if loops.item() < self.deepfool_max_iter - 1:  # the thesis's "converged" test
+                v = v + (z_adv - start)
+                if self.norm == 2:
+                    size = float(v.norm())
+                    v = v * (self.xi / size) if size > self.xi else v  # v * min(1, xi / ||v||)
+                else:
+                    v = v.clamp(-self.xi, self.xi)
+                valid_until = i + 1  # predictions of the images ahead are stale now
+        return v
+
     # ------------------------------------------------------------------------ applying
     def _fitted(self) -> torch.Tensor:
         if not hasattr(self, "perturbation_"):
@@ -199,13 +301,14 @@ class UniversalPerturbation(Attack):
         return self.perturbation_
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """clip(x + v) for images x ``[N,C,H,W]`` in [0,1] with the shape of the fitted X."""
+        """clip(x + v) (``variant="thesis"``: x + v) for images x ``[N,C,H,W]`` in [0,1] with the shape of the fitted X."""
         v = self._fitted()
         x = validate_images(x)
         if x.shape[1:] != v.shape[1:]:
             raise ValueError(f"images of shape {tuple(x.shape[1:])} do not match the perturbation's "
                              f"{tuple(v.shape[1:])}")
-        return (x + v.to(device=x.device, dtype=x.dtype)).clamp(0, 1)
+        out = x + v.to(device=x.device, dtype=x.dtype)
+        return out if self.variant == "thesis" else out.clamp(0, 1)  # the thesis never clips
 
     def _check_call(self, x):
         v = self._fitted()

@@ -16,7 +16,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .wrappers import CIFAR10_MEAN, CIFAR10_STD, Normalized
+from ..safe_load import describe_load_error
+from .wrappers import CIFAR10_MEAN, CIFAR10_STD, THESIS_CIFAR10_MEAN, THESIS_CIFAR10_STD, Normalized
 
 CARDS_DIR = Path(__file__).with_name("cards")
 CHECKPOINTS_DIR = Path(__file__).with_name("checkpoints")
@@ -82,6 +83,27 @@ def card(name: str) -> ModelCard:
     return ModelCard.from_json(CARDS_DIR / _CARD_FILES[name])
 
 
+def weights_status(name: str) -> tuple[bool, str]:
+    """Whether :func:`load` finds default weights for ``name`` (without ``checkpoint=``), and a
+    short phrase saying so: ``(True, "shipped")``, ``(True, "installed (package P)")``,
+    ``(False, "not installed (package P missing)")``, ``(False, "no shipped weights")``."""
+    c = card(name)
+    if name in _WEIGHTS:
+        package = c.extra.get("weights_package", "its weights package")
+        try:
+            path = Path(_WEIGHTS[name]())
+        except ModelError:
+            return False, f"not installed (package {package} missing)"
+        if not path.is_file():
+            return False, f"not installed (package {package} has no weights file)"
+        return True, f"installed (package {package})"
+    if c.checkpoint is None:
+        return False, "no shipped weights"
+    if not (CHECKPOINTS_DIR / c.checkpoint).is_file():
+        return False, f"shipped weights missing ({c.checkpoint})"
+    return True, "shipped"
+
+
 def build(name: str) -> Normalized:
     """The wrapped network with freshly initialised weights (for training)."""
     c = card(name)
@@ -110,7 +132,7 @@ def load_state_dict(path: str | os.PathLike, expected_sha256: str | None = None)
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelError(f"cannot load checkpoint {path}: not a weights-only PyTorch state_dict "
-                         f"(corrupt, truncated or pickled objects): {str(exc).splitlines()[0]}") from exc
+                         f"(corrupt, truncated or pickled objects): {describe_load_error(exc)}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -122,7 +144,11 @@ def load_state_dict(path: str | os.PathLike, expected_sha256: str | None = None)
     return state
 
 
-def load(name: str, checkpoint: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> nn.Module:
+NORMALIZATIONS = ("card", "thesis")
+
+
+def load(name: str, checkpoint: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+         normalization: str = "card") -> nn.Module:
     """Load a registered model, ready to attack.
 
     Args:
@@ -130,11 +156,22 @@ def load(name: str, checkpoint: str | os.PathLike | None = None, device: str | t
         checkpoint: a state_dict file for the raw network; default the card's shipped file
             (or, for models registered with ``weights=``, the file that hook names).
         device: where to put the model.
+        normalization: "card" (default): the mean and std the network was trained with;
+            "thesis" (CIFAR-10 models only): what the thesis's code fed its networks,
+            z = (x - mean) / std with std (0.2023, 0.1994, 0.2010) instead of the training
+            std (0.2471, 0.2435, 0.2616), to reproduce its numbers with the original checkpoints.
 
     Returns:
         ``nn.Module`` in eval mode: float ``[N,3,H,W]`` in [0,1] -> logits ``[N,classes]``.
     """
+    from ..machine import parse_device
+    device = parse_device(device)  # "cuda" without CUDA: a clear ValueError, before any file is read
     c = card(name)
+    if normalization not in NORMALIZATIONS:
+        raise ModelError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if normalization == "thesis" and c.dataset != "cifar10":
+        raise ModelError(f"normalization='thesis' is the thesis's CIFAR-10 input pipeline; {name} is a "
+                         f"{c.dataset} model")
     if checkpoint is None:
         if name in _WEIGHTS:
             path, expected = Path(_WEIGHTS[name]()), c.sha256
@@ -160,6 +197,8 @@ def load(name: str, checkpoint: str | os.PathLike | None = None, device: str | t
         raise ModelError(f"checkpoint {path} does not fit {name}: {len(missing)} missing key(s) "
                          f"(e.g. {', '.join(missing[:3]) or '-'}), {len(unexpected)} unexpected key(s) "
                          f"(e.g. {', '.join(unexpected[:3]) or '-'})")
+    if normalization == "thesis":
+        model = Normalized(model.net, THESIS_CIFAR10_MEAN, THESIS_CIFAR10_STD)
     return model.eval().to(device)
 
 

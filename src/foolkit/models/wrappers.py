@@ -8,6 +8,10 @@ from torch import nn
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2471, 0.2435, 0.2616)
+# What the thesis's code fed its CIFAR-10 networks (utils.py): the same mean, but a std that is
+# not the one those networks were trained with (CIFAR10_STD, huyvnphan/PyTorch_CIFAR10).
+THESIS_CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+THESIS_CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
