@@ -20,3 +20,6 @@ from .visualize import show  # noqa: E402
 from .single_image import attack_image  # noqa: E402
 
 __all__ += ["show", "attack_image"]
+from . import analysis  # noqa: E402
+
+__all__ += ["analysis"]
