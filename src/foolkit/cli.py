@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 # One entry per subcommand module, in the order shown by --help.
 COMMAND_MODULES = [
@@ -18,6 +19,7 @@ COMMAND_MODULES = [
     "foolkit.commands.models",
     "foolkit.commands.attack",
     "foolkit.commands.show",
+    "foolkit.commands.merge",
     "foolkit.commands.report",
     "foolkit.commands.attacks_list",
     "foolkit.commands.fit_universal",
@@ -72,6 +74,19 @@ def error_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def warning_printer(command: str):
+    """A ``warnings.showwarning`` that prints ``foolkit CMD: warning: ...`` as one line on
+    stderr: no source file, line number or code line, no escape codes (a warning may quote
+    a file name)."""
+    from .safe_load import clean_text
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(clean_text(str(message), one_line=True).split())
+        print(f"foolkit {command}: warning: {text}", file=sys.stderr if file is None else file)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser, handlers = build_parser()
@@ -79,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    # restored on return: main() also runs in-process (tests, scripts)
+    previous_showwarning = warnings.showwarning
+    warnings.showwarning = warning_printer(args.command)
     try:
         return int(handlers[args.command](args) or 0)
     except KeyboardInterrupt:
@@ -92,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"foolkit {args.command}: error: {error_line(exc)}", file=sys.stderr)
         return 2
+    finally:
+        warnings.showwarning = previous_showwarning
 
 
 if __name__ == "__main__":  # pragma: no cover

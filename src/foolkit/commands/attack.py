@@ -21,7 +21,8 @@ HELP = "attack a model on a data set, storing every sample in SQLite (rerun to r
 
 # Runner options; an attack parameter with one of these names gets the flag --attack-NAME.
 RUNNER_OPTIONS = {"model", "attack", "n", "data", "split", "batch_size", "seed", "checkpoint", "out", "target",
-                  "fit_size", "quiet", "debug", "help", "image", "cifar_index", "perturbation", "device", "force"}
+                  "fit_size", "quiet", "debug", "help", "image", "cifar_index", "perturbation", "device", "force",
+                  "shard", "mean", "std", "input_size", "classes"}
 PARAM_PREFIX = "param__"
 # What a parameter's values mean, where the defaults alone do not say (shown in --help).
 PARAM_NOTES = {"mode": "universal: faithful (one image at a time, the authors' loop) or batched (DeepFool on "
@@ -59,7 +60,8 @@ def add_arguments(p) -> None:
     from ..files import FORCE_HELP
 
     p.usage = "foolkit attack --model NAME --attack NAME [attack parameters] [--n N] [--out FILE] [options]"
-    p.add_argument("--model", default=None, help="registered model name (see `foolkit models`); one image: "
+    p.add_argument("--model", default=None, help="registered name (see `foolkit models`), net.pt2 (torch.export) "
+                   "or file.py:function (a factory: Python code, run because you name it); one image: "
                    "default imagenet/efficientnet-lite0 (--image) or cifar10/resnet20 (--cifar-index)")
     p.add_argument("--attack", default=None, help="attack name (see `foolkit attacks`); one image: default deepfool")
     p.add_argument("--image", default=None, metavar="PATH",
@@ -74,7 +76,10 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=100, help="images per batch = per committed transaction; part of the run's identity "
                    "(resume with the batch size the run started with)")
     p.add_argument("--seed", type=int, default=0, help="base seed of the run (each batch derives its own)")
-    p.add_argument("--checkpoint", default=None, metavar="PATH", help="state_dict file for the model's raw network")
+    p.add_argument("--checkpoint", default=None, metavar="PATH",
+                   help="state_dict (.pt, read weights-only; or .safetensors) for a registered model or a factory")
+    from ..models.sources import add_model_options
+    add_model_options(p)  # --mean --std --input-size --classes
     p.add_argument("--out", default=None, metavar="FILE",
                    help="SQLite run store (default runs/foolkit.db); one image: the figure (default <image>-<attack>.png)")
     p.add_argument("--target", type=str, default=None, help="target class (index, or a class name for one image)")
@@ -82,6 +87,9 @@ def add_arguments(p) -> None:
                    help="universal perturbations: images of the set X (default half of --n)")
     p.add_argument("--device", default="cpu", metavar="DEVICE",
                    help="where the model and images go: cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="run only shard K of N (1 <= K <= N): the batches b with b %% N == K-1; same run id in "
+                        "every shard, combine the shards' stores with `foolkit merge`")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force", action="store_true", help="one image: " + FORCE_HELP)
     group = p.add_argument_group("attack parameters (keyword arguments of the attack classes)")
@@ -116,12 +124,11 @@ def run(args) -> int:
     from .. import metrics
     from ..evaluation.runner import evaluate
     from ..machine import parse_device
-    from ..models.registry import card
 
     device = parse_device(getattr(args, "device", None) or "cpu")  # a bad name fails before any work
     if args.image is not None or args.cifar_index is not None:
         one = "--image" if args.image is not None else "--cifar-index"
-        for flag, value in (("--n", args.n), ("--fit-size", args.fit_size)):
+        for flag, value in (("--n", args.n), ("--fit-size", args.fit_size), ("--shard", args.shard)):
             if value is not None:  # silently ignored before: refuse, the user meant something
                 raise ValueError(f"{flag} applies to data sets, not to {one} (one image)")
         from .image_attack import run_image_command
@@ -130,6 +137,8 @@ def run(args) -> int:
         raise ValueError("--model and --attack are required (or --image PATH / --cifar-index N for one image)")
     if args.perturbation is not None:
         raise ValueError("--perturbation applies to one image (--image or --cifar-index)")
+    from ..evaluation.shards import parse_shard
+    shard = None if args.shard is None else parse_shard(args.shard)  # bad K/N fails before any work
     from ..files import check_output
     # a store is written into, not replaced; only the default folder runs/ is created
     args.out = str(check_output(args.out or "runs/foolkit.db", inputs=[args.checkpoint], kind="store",
@@ -144,12 +153,17 @@ def run(args) -> int:
         if value is not None and value < minimum:
             raise ValueError(f"{flag} must be >= {minimum}, got {value}")
     attack = attack_from_args(args)
-    card(args.model)  # unknown model names fail before any data is read
-    run_ = evaluate(args.model, attack, ("cifar10", args.split, args.n, args.data), args.out,
-                    batch_size=args.batch_size, seed=args.seed, checkpoint=args.checkpoint, target=args.target,
-                    fit_size=args.fit_size, device=device, progress=not args.quiet)
+    from ..models.sources import resolve_from_args
+    model = resolve_from_args(args, device=device)  # bad models fail before any data is read
+    run_ = evaluate(model, attack, ("cifar10", args.split, args.n, args.data), args.out,
+                    batch_size=args.batch_size, seed=args.seed, target=args.target,
+                    fit_size=args.fit_size, device=device, progress=not args.quiet, shard=shard)
     m = run_.metrics()
     print(metrics.format_table([(run_.title, m)]))
     print(metrics.describe(m))
-    print(f"run {run_.run_id} stored in {args.out} ({m['n']} samples)")
+    if shard is not None and not run_.complete:
+        print(f"shard {shard[0]}/{shard[1]} of run {run_.run_id} stored in {args.out} ({m['n']} of "
+              f"{run_.n_total} samples); combine the shards with `foolkit merge OUT.db SHARD.db ...`")
+    else:
+        print(f"run {run_.run_id} stored in {args.out} ({m['n']} samples)")
     return 0

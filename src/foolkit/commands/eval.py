@@ -6,38 +6,52 @@ HELP = "clean accuracy, per-class accuracy and confusion matrix of a model (Tabl
 
 
 def add_arguments(p) -> None:
-    p.add_argument("model", nargs="+", help="registered model name(s), e.g. cifar10/resnet20")
+    p.add_argument("model", nargs="+", help="registered model name(s), e.g. cifar10/resnet20, net.pt2 (torch.export) "
+                   "or file.py:function (a factory)")
     p.add_argument("--data", default=None, help="CIFAR-10 root; default $FOOLKIT_DATA, else the bundled 1,000 images")
     p.add_argument("--split", default="test")
     p.add_argument("--n", type=int, default=None, help="first N images only")
-    p.add_argument("--checkpoint", default=None, help="state_dict file for the raw network (one model only)")
+    p.add_argument("--checkpoint", default=None, help="state_dict file (.pt or .safetensors) for the raw network "
+                   "(one model only)")
+    from ..models.sources import add_model_options
+    add_model_options(p)  # --mean --std --input-size --classes (one model only)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
     from ..data import class_names, load
     from ..evaluation.clean import clean_accuracy
-    from ..models.registry import card, load as load_model
+    from ..models.registry import ModelError, card, list_models
+    from ..models.sources import resolve_from_args
 
-    if args.checkpoint and len(args.model) > 1:
-        raise ValueError("--checkpoint applies to one model; name a single model")
+    options = [f for f in ("checkpoint", "mean", "std", "input_size", "classes") if getattr(args, f, None)]
+    if options and len(args.model) > 1:
+        raise ValueError(f"--{options[0].replace('_', '-')} applies to one model; name a single model")
     for name in args.model:
-        if card(name).dataset != "cifar10":
+        if name in list_models() and card(name).dataset != "cifar10":
             raise ValueError(f"{name} is a {card(name).dataset} model; foolkit eval measures CIFAR-10 models "
                              f"(attack photos with `foolkit attack --image PATH --model {name}`)")
+    models = []
+    for name in args.model:  # every model loads (or fails) before the data is read
+        resolved = resolve_from_args(args, name)
+        if resolved.num_classes != 10:
+            raise ModelError(f"{resolved.name} outputs {resolved.num_classes} classes; foolkit eval measures "
+                             f"CIFAR-10 models (10 classes)")
+        resolved.check_input((1, 3, 32, 32))
+        models.append(resolved)
     # no torch.set_grad_enabled(False) here: it would outlast the command in the calling
     # process (tests, notebooks); clean_accuracy runs under no_grad itself
     x, y = load("cifar10", args.split, n=args.n, root=args.data)
     rows = []
-    for name in args.model:
-        c = card(name)
-        model = load_model(name, checkpoint=args.checkpoint)
-        print(f"== {name} ({c.num_params / 1e6:.2f}M parameters)", flush=True)  # before the bar
-        report = clean_accuracy(model, x, y, class_names(c.dataset), progress=not getattr(args, "quiet", False),
-                                desc=name)
+    for resolved in models:
+        name, model = resolved.name, resolved.module
+        params = card(name).num_params if resolved.kind == "registered" else sum(p.numel() for p in model.parameters())
+        print(f"== {name} ({params / 1e6:.2f}M parameters)", flush=True)  # before the bar
+        report = clean_accuracy(model, x, y, resolved.classes or class_names("cifar10"),
+                                progress=not getattr(args, "quiet", False), desc=name)
         print(report.format())
         print()
-        rows.append((name, c.num_params, report.accuracy))
+        rows.append((name, params, report.accuracy))
     if len(rows) > 1:
         print(f"{'model':32s} {'params':>8s} {'accuracy':>9s}")
         for name, params, acc in rows:

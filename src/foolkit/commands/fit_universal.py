@@ -50,8 +50,11 @@ def add_arguments(p) -> None:
     from ..files import FORCE_HELP
 
     mode = default_mode()
-    p.add_argument("--model", required=True, help="registered model name (see `foolkit models`)")
-    p.add_argument("--checkpoint", default=None, metavar="PATH", help="state_dict file for the model's raw network")
+    from ..models.sources import add_model_options
+
+    p.add_argument("--model", required=True, help="registered name (see `foolkit models`), net.pt2 (torch.export) "
+                                                  "or file.py:function (a factory)")
+    add_model_options(p, checkpoint=True)  # --checkpoint --mean --std --input-size --classes
     p.add_argument("--norm", default="inf", help="2 or inf (default inf)")
     p.add_argument("--xi", default="10/255",
                    help="radius of the Lp ball in [0,1] pixel units; fractions allowed (default 10/255)")
@@ -95,14 +98,21 @@ def _photos(root: Path, size: int, count: int):
     return torch.cat([load_image(f, size) for f in files]), len(files)
 
 
-def load_images(model_name: str, data, split, n: int, n_test):
-    """``(x_fit, x_test or None, description)`` for the model's data set."""
+def load_images(model_name, data, split, n: int, n_test):
+    """``(x_fit, x_test or None, description)`` for the model's data set (a registered name, or a
+    :class:`~foolkit.models.sources.ResolvedModel`: CIFAR-10 when it takes 3x32x32 images)."""
     from ..data.cifar10 import DataError, load_cifar10_uint8, _to_tensors
     from ..models.registry import card
 
-    c = card(model_name)
+    if isinstance(model_name, str):
+        c = card(model_name)
+        dataset, size = c.dataset, int(c.input_size)
+    else:  # a model from a file: CIFAR-10 when it takes 3x32x32 (or any) images, else photos
+        shape = model_name.input_size
+        dataset = "cifar10" if shape in (None, (3, 32, 32)) else f"{'x'.join(map(str, shape))} images"
+        size, model_name = (shape[1] if shape else 32), model_name.name
     want = n + (n if n_test is None else n_test)
-    if c.dataset == "cifar10":
+    if dataset == "cifar10":
         has_root = data is not None or bool(os.environ.get("FOOLKIT_DATA"))
         split = split or ("train" if has_root else "test")
         images, labels = load_cifar10_uint8(split, data)
@@ -113,8 +123,8 @@ def load_images(model_name: str, data, split, n: int, n_test):
         source = f"CIFAR-10 {split} ({'bundled subset' if not has_root else data or os.environ['FOOLKIT_DATA']})"
     else:
         if data is None:
-            raise DataError(f"{model_name} ({c.dataset}): pass --data FOLDER of photos to fit the perturbation on")
-        x, found = _photos(Path(data), int(c.input_size), want)
+            raise DataError(f"{model_name} ({dataset}): pass --data FOLDER of photos to fit the perturbation on")
+        x, found = _photos(Path(data), size, want)
         if found < n:
             raise DataError(f"--n {n}: only {found} images under {data}")
         source = f"photos under {data}"
@@ -131,7 +141,6 @@ def run(args) -> int:
     import torch
 
     from ..attacks.universal import UniversalPerturbation
-    from ..models.registry import card, load
     from ..universal_io import load_universal, save_universal
 
     for flag, value, minimum in (("--n", args.n, 1), ("--n-test", args.n_test, 0), ("--max-passes", args.max_passes, 1),
@@ -146,11 +155,13 @@ def run(args) -> int:
     if out.is_dir():
         raise ValueError(f"--out {out} is a directory; give a file name such as {out / 'universal.pt'}")
     check_output(out, inputs=[args.checkpoint], kind="perturbation", force=args.force)  # before the fit
-    card(args.model)  # unknown names fail before any data is read
+    from ..models.sources import resolve_from_args
+    resolved = resolve_from_args(args, device=args.device)  # bad models fail before any data is read
     uap = UniversalPerturbation(norm=args.norm, xi=xi, delta=args.delta, max_passes=args.max_passes, mode=args.mode,
                                 batch_size=args.batch_size, deepfool_norm=args.deepfool_norm, seed=args.seed)
-    x_fit, x_test, source = load_images(args.model, args.data, args.split, args.n, args.n_test)
-    model = load(args.model, checkpoint=args.checkpoint, device=args.device)
+    x_fit, x_test, source = load_images(args.model if resolved.kind == "registered" else resolved, args.data,
+                                        args.split, args.n, args.n_test)
+    model = resolved.module
     x_fit = x_fit.to(args.device)
     norm_txt = "inf" if math.isinf(uap.norm) else "2"
     print(f"fitting a universal perturbation for {args.model}: L{norm_txt} <= {xi:.4g} ({255 * xi:.3g}/255), "

@@ -1,4 +1,10 @@
-"""``foolkit models``: one line per registered model, with whether its weights are available."""
+"""``foolkit models``: one line per registered model, with whether its weights are available.
+
+``foolkit models --check SPEC ... [--checkpoint PATH] [--mean R,G,B --std R,G,B] [--input-size C,H,W]
+[--classes FILE]`` loads each model (a registered name, ``net.pt2`` or ``file.py:function``) and
+prints what foolkit understood: input size, classes, normalisation, identity, and the accuracy
+on the bundled CIFAR-10 images when the model takes 3x32x32 images into 10 classes.
+"""
 from __future__ import annotations
 
 NAME = "models"
@@ -6,12 +12,46 @@ HELP = "list the registered models and whether their weights are available"
 
 
 def add_arguments(p) -> None:
-    pass
+    from ..models.sources import add_model_options
+
+    p.add_argument("--check", nargs="+", default=None, metavar="MODEL",
+                   help="load these models (registered name, net.pt2, file.py:function) and print what foolkit "
+                        "understood of each")
+    add_model_options(p, checkpoint=True)
+
+
+def check(args) -> int:
+    """``--check``: load each model and describe it; accuracy on the bundled images where they fit."""
+    from ..data import class_names, load
+    from ..evaluation.clean import clean_accuracy
+    from ..models.sources import resolve_from_args
+
+    options = [f for f in ("checkpoint", "mean", "std", "input_size", "classes") if getattr(args, f, None)]
+    if options and len(args.check) > 1:
+        raise ValueError(f"--{options[0].replace('_', '-')} applies to one model; check a single model")
+    for i, spec in enumerate(args.check):
+        resolved = resolve_from_args(args, spec)
+        if i:
+            print()
+        for line in resolved.describe():
+            print(line)
+        if resolved.num_classes == 10 and resolved.input_size in (None, (3, 32, 32)):
+            x, y = load("cifar10", "test")  # the bundled 1,000 images
+            report = clean_accuracy(resolved.module, x, y, resolved.classes or class_names("cifar10"))
+            print(f"accuracy:       {100 * report.accuracy:.2f}% on the {len(x)} bundled CIFAR-10 test images "
+                  f"(labels in the CIFAR-10 class order)")
+        else:
+            print("accuracy:       not measured (the bundled images are 3x32x32 CIFAR-10, 10 classes)")
+    return 0
 
 
 def run(args) -> int:
     from ..models.registry import card, list_models, weights_status
 
+    if getattr(args, "check", None):
+        return check(args)
+    if any(getattr(args, f, None) for f in ("checkpoint", "mean", "std", "input_size", "classes")):
+        raise ValueError("--checkpoint, --mean, --std, --input-size and --classes go with --check MODEL")
     rows = []
     for name in list_models():
         c = card(name)

@@ -43,6 +43,7 @@ from ..attacks.base import Attack, AttackResult, check_model_output, validate_im
 from ..machine import parse_device
 from . import store as _store
 from .run import Run, runs_in  # noqa: F401  (runs_in re-exported for old imports)
+from .shards import check_shard, in_shard, shard_indices
 from .verify import verify_result
 
 DEFAULT_BATCH_SIZE = 100
@@ -96,24 +97,21 @@ def run_hash(config: dict) -> str:
 
 # --- resolving the inputs ---------------------------------------------------------------------
 def _resolve_model(model: Any, checkpoint, device) -> tuple[nn.Module, dict, str]:
-    from ..models import registry
+    from ..models.sources import ResolvedModel, resolve_model
 
-    if isinstance(model, str):
-        card = registry.card(model)
-        net = registry.load(model, checkpoint=checkpoint, device=device)
+    if isinstance(model, str):  # a registered name, a .pt2 file or file.py:function
+        model, checkpoint = resolve_model(model, checkpoint=checkpoint, device=device), None
+    if isinstance(model, ResolvedModel):  # identity: card + weights, or the file's content hash
         if checkpoint is not None:
-            weights = "sha256:" + registry.sha256_file(checkpoint)
-        else:
-            weights = "sha256:" + card.sha256 if card.sha256 else "state_dict:" + state_dict_sha256(net)
-        card_dict = {k: getattr(card, k) for k in card.__dataclass_fields__}
-        return net, {"name": model, "card": card_dict, "weights": weights}, model
+            raise ValueError("checkpoint= applies to model names; pass it to resolve_model instead")
+        return model.module.to(device), model.store_spec, model.name
     if isinstance(model, nn.Module):
         if checkpoint is not None:
             raise ValueError("checkpoint= applies to registered model names; load the weights into your module instead")
         cls = type(model)
         return model.to(device), {"class": f"{cls.__module__}.{cls.__qualname__}",
                                   "state_dict": state_dict_sha256(model)}, cls.__name__
-    raise ValueError(f"model must be a registered name (see `foolkit models`) or an nn.Module, got {type(model).__name__}")
+    raise ValueError(f"model must be a registered name (see `foolkit models`), a .pt2 file, file.py:function or an nn.Module, got {type(model).__name__}")
 
 
 def _resolve_attack(attack: Any, attack_params: dict | None) -> Attack:
@@ -286,13 +284,16 @@ def _progress_bar(total: int, initial: int, title: str):
 def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), store: Any = None, *,
              batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0, checkpoint=None, target: Any = None,
              attack_params: dict | None = None, fit_size: int | None = None, device: str | torch.device = "cpu",
-             progress: bool | Callable[[dict], None] = False, store_images: bool = True, title: str | None = None) -> Run:
+             progress: bool | Callable[[dict], None] = False, store_images: bool = True, title: str | None = None,
+             shard: tuple[int, int] | None = None) -> Run:
     """Attack a data set batch by batch, storing every sample; resume what is already stored.
 
     Args:
-        model: a registered name (``"cifar10/resnet20"``) or any ``nn.Module`` meeting the model
-            contract (float ``[N,C,H,W]`` in [0,1] -> logits); a module is identified by a hash
-            of its ``state_dict``.
+        model: a registered name (``"cifar10/resnet20"``), a ``torch.export`` archive
+            (``"net.pt2"``), a factory ``"file.py:function"``, a
+            :class:`~foolkit.models.sources.ResolvedModel`, or any ``nn.Module`` meeting the model
+            contract (float ``[N,C,H,W]`` in [0,1] -> logits). Files are identified by their
+            content hash (a renamed file resumes), a module by a hash of its ``state_dict``.
         attack: an :class:`~foolkit.attacks.base.Attack` instance, or a registered name
             (``"deepfool"``) with ``attack_params``.
         data: ``(name, split, n)`` or ``(name, split, n, root)``, a dict with those keys, a
@@ -307,8 +308,13 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
         fit_size: universal perturbations (attacks with ``fit``): X = the first ``fit_size``
             images (default half of them); the rest are the unseen images.
         device: where the model and images go.
-        progress: True for a tqdm bar, or a callable receiving a dict after each batch.
+        progress: True for a tqdm bar, or a callable receiving a dict after each batch
+            (``done``/``total``: images of this call's batches, all of them or the shard's).
         store_images: store the images and perturbations (needed by the report).
+        shard: ``(K, N)``, ``1 <= K <= N``: run only the batches ``b`` with ``b % N == K - 1``
+            (:mod:`foolkit.evaluation.shards`). Same run id in every shard; the run is complete
+            once all its batches are stored (``foolkit merge`` combines the shards' stores).
+            A universal perturbation is refitted in each shard from the same seed and fit set.
 
     Returns:
         :class:`Run`. Raises ``ValueError`` (bad input), ``StoreError`` (unusable store file).
@@ -316,6 +322,7 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     device = parse_device(device)  # "cuda" without CUDA: the CLI's clear ValueError, not torch's assert
+    shard = check_shard(shard)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     attack = _resolve_attack(attack, attack_params)
@@ -324,9 +331,8 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
     # Everything is resolved and checked before the store is opened, so bad input leaves no
     # store file and no empty run behind.
     x, y, data_spec, classes = _resolve_data(data)
-    if isinstance(model, str):
-        from ..models.registry import check_input
-        check_input(model, x.shape, data_spec.get("dataset"))
+    from ..models.sources import prepare_model  # loads a .pt2 or a factory; checks the image size
+    model, checkpoint = prepare_model(model, checkpoint, device, x.shape, data_spec.get("dataset"))
     net, model_spec, model_title = _resolve_model(model, checkpoint, device)
     n = len(x)
     num_classes = check_model_output(net, x[:1].to(device))
@@ -345,14 +351,14 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
     try:
         return _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, classes, tgt,
                          batch_size=batch_size, seed=seed, fit_size=fit_size, device=device, progress=progress,
-                         store_images=store_images, title=title)
+                         store_images=store_images, title=title, shard=shard)
     finally:
         if owns:
             st.close()
 
 
 def _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, classes, tgt, *, batch_size, seed,
-              fit_size, device, progress, store_images, title) -> Run:
+              fit_size, device, progress, store_images, title, shard=None) -> Run:
     from .. import __version__
 
     n = len(x)
@@ -389,11 +395,16 @@ def _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, c
             else:
                 v = torch.from_numpy(np.asarray(_store.decode(blob)))
             attack.perturbation_ = v.to(device=device, dtype=x.dtype)
+        # this call's images: the whole run, or the shard's batches (the shard is not in the run id)
+        mine = set(range(n)) if shard is None else set(shard_indices(n, batch_size, shard))
+        mine_done = len(mine & done)
         if progress is True:
-            bar = _progress_bar(n, len(done), title)
+            bar = _progress_bar(len(mine), mine_done, title)
         tally = _metrics.compute(st.samples(run_id)) if done else {}
         fooled, attacked_n = tally.get("n_fooled", 0), tally.get("n_attacked", 0)
         for start in range(0, n, batch_size):
+            if not in_shard(start // batch_size, shard):
+                continue
             todo = [i for i in range(start, min(start + batch_size, n)) if i not in done]
             if not todo:
                 continue
@@ -414,7 +425,8 @@ def _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, c
                 attacked_n += int(result.attacked.sum())
                 fooled += int(checks["verified"].sum())
             done.update(todo)
-            info = {"done": len(done), "total": n, "fooled": fooled, "attacked": attacked_n,
+            mine_done += len(todo)
+            info = {"done": mine_done, "total": len(mine), "fooled": fooled, "attacked": attacked_n,
                     "fooling_rate": fooled / attacked_n if attacked_n else None}
             if bar is not None:
                 bar.update(len(todo))

@@ -1,0 +1,465 @@
+"""Models from anywhere: one resolver for every command and for ``fk.evaluate``.
+
+    resolve_model("cifar10/resnet20")                                 # a registered name
+    resolve_model("cifar10/resnet50", checkpoint="w.pt")              # ... with your weights
+    resolve_model("net.pt2")                                          # a torch.export archive
+    resolve_model("nets.py:make_net", checkpoint="w.safetensors",     # a Python factory
+                  mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+
+Every source gives a :class:`ResolvedModel`: an ``nn.Module`` in eval mode taking float
+``[N,C,H,W]`` in [0,1] and returning logits ``[N,K]``, and its **identity**, a content hash
+(the ``.pt2`` bytes; the factory file's bytes and the weights; the registered card and
+weights) under which runs are stored: two different files never share runs, a renamed file
+resumes. A ``.pt2`` and a checkpoint are data (read without running code, see
+:mod:`foolkit.models.pt2_safety`); a factory file is code, run because the user named it.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from . import registry
+from .registry import ModelError, sha256_file
+from .wrappers import Normalized
+
+PROBE_SIZE = (3, 32, 32)  # input of the one forward pass when the input size is unknown
+
+
+@dataclass
+class ResolvedModel:
+    """A model ready to attack, with what foolkit understood about it.
+
+    Attributes:
+        module: eval-mode ``nn.Module``, float ``[N,C,H,W]`` in [0,1] -> logits ``[N,num_classes]``.
+        name: what the user named (registered name, file name), for titles.
+        kind: "registered", "pt2", "factory" or "module".
+        identity: content hash (hex) naming the model in a store.
+        input_size: ``(C,H,W)`` when known (card, export, ``input_size=``), else None.
+        num_classes: K, from the card or one forward pass.
+        classes: class names (``classes=`` or the card's data set), else None.
+        mean, std: the normalisation foolkit applies inside ``module`` (None: none, or the network's own).
+        store_spec: the model part of a run's identity in a store.
+    """
+
+    module: nn.Module
+    name: str
+    kind: str
+    identity: str
+    num_classes: int
+    input_size: tuple[int, int, int] | None = None
+    classes: tuple[str, ...] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    dataset: str | None = None
+    store_spec: dict = field(default_factory=dict)
+
+    def check_input(self, shape: Sequence[int]) -> None:
+        """Refuse images ``[N,C,H,W]`` of another size than the model's known input size."""
+        if self.input_size is not None and tuple(shape[1:]) != self.input_size:
+            want = "x".join(map(str, self.input_size))
+            raise ModelError(f"{self.name} takes {want} images (C x H x W), got {'x'.join(map(str, shape[1:]))}")
+
+    def describe(self) -> list[str]:
+        """What foolkit understood, one fact a line (``foolkit models --check``)."""
+        size = "x".join(map(str, self.input_size)) if self.input_size else "unknown (any size the network takes)"
+        if self.classes:
+            shown = ", ".join(self.classes[:10]) + (", ..." if len(self.classes) > 10 else "")
+            classes = f"{self.num_classes} ({shown})"
+        else:
+            classes = f"{self.num_classes} (read from the output; no names)"
+        if self.mean is not None:
+            norm = f"foolkit applies (x - mean) / std, mean {_fmt(self.mean)}, std {_fmt(self.std)}"
+        elif self.kind == "registered":
+            norm = "inside the registered model (its card's mean and std)"
+        else:
+            norm = "none added (the network takes [0,1] pixels as they are)"
+        params = sum(p.numel() for p in self.module.parameters())
+        return [f"model:          {self.name} ({self.kind})", f"input size:     {size}", f"classes:        {classes}",
+                f"normalisation:  {norm}", f"parameters:     {params:,}", f"identity:       {self.identity}"]
+
+
+def _fmt(values) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
+
+
+# --- command-line values ---------------------------------------------------------------------
+def parse_floats(text: str | Sequence[float] | None, flag: str) -> tuple[float, ...] | None:
+    """``"0.5,0.5,0.5"`` -> ``(0.5, 0.5, 0.5)``; None stays None."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in (text.split(",") if isinstance(text, str) else text))
+    except (TypeError, ValueError):
+        raise ValueError(f"{flag} must be numbers separated by commas such as 0.5,0.5,0.5, got {text!r}") from None
+    if not values or not all(v == v and abs(v) != float("inf") for v in values):
+        raise ValueError(f"{flag} must be finite numbers, got {text!r}")
+    return values
+
+
+def parse_input_size(text: str | Sequence[int] | None) -> tuple[int, int, int] | None:
+    """``"3,32,32"`` or ``"32,32"`` (3 channels) -> ``(C, H, W)``."""
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in (text.replace("x", ",").split(",") if isinstance(text, str) else text)]
+    except (TypeError, ValueError):
+        raise ValueError(f"--input-size must be C,H,W or H,W (integers), got {text!r}") from None
+    if len(values) == 2:
+        values = [3] + values
+    if len(values) != 3 or min(values) < 1:
+        raise ValueError(f"--input-size must be C,H,W or H,W with values >= 1, got {text!r}")
+    return tuple(values)  # type: ignore[return-value]
+
+
+def read_classes(classes: str | os.PathLike | Sequence[str] | None) -> tuple[str, ...] | None:
+    """Class names from a file (one a line; blank lines ignored) or a sequence."""
+    if classes is None:
+        return None
+    if isinstance(classes, (str, os.PathLike)):
+        path = Path(classes)
+        if not path.is_file():
+            raise ModelError(f"classes file not found: {path}")
+        try:
+            names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except UnicodeDecodeError:
+            raise ModelError(f"classes file {path} is not UTF-8 text (one class name a line)") from None
+        if not names:
+            raise ModelError(f"classes file {path} holds no class names (one a line)")
+        return tuple(names)
+    return tuple(str(c) for c in classes)
+
+
+# --- output adaptation -------------------------------------------------------------------------
+class LogitsOutput(nn.Module):
+    """Takes the logits out of a network's richer output: ``.logits``, ``out["logits"]`` or ``out[0]``."""
+
+    def __init__(self, net: nn.Module, how: str):
+        super().__init__()
+        self.net, self.how = net, how
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        if self.how == "attribute":
+            return out.logits
+        if self.how == "key":
+            return out["logits"]
+        return out[0]
+
+
+class ExportedModule(nn.Module):
+    """An exported program's module: already traced in eval mode, so ``train()``/``eval()`` only
+    set this wrapper's flag (the exported graph itself refuses them)."""
+
+    def __init__(self, graph: nn.Module):
+        super().__init__()
+        self.graph = graph
+
+    def train(self, mode: bool = True) -> "ExportedModule":
+        self.training = mode
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph(x)
+
+
+def _describe(out: Any) -> str:
+    if isinstance(out, torch.Tensor):
+        return f"a tensor of shape {list(out.shape)}"
+    if isinstance(out, dict):
+        return f"a dict with keys {', '.join(map(str, list(out)[:5]))}"
+    return f"a {type(out).__name__}"
+
+
+def _logits_mode(out: Any, n: int) -> str | None:
+    def is_logits(t):
+        return isinstance(t, torch.Tensor) and t.ndim == 2 and t.shape[0] == n and t.is_floating_point()
+
+    if is_logits(out):
+        return "tensor"
+    if not isinstance(out, torch.Tensor) and is_logits(getattr(out, "logits", None)):
+        return "attribute"
+    if isinstance(out, dict) and is_logits(out.get("logits")):
+        return "key"
+    if isinstance(out, (tuple, list)) and out and is_logits(out[0]):
+        return "first"
+    return None
+
+
+def _probe(module: nn.Module, name: str, input_size, device) -> tuple[nn.Module, int]:
+    """One forward pass on two grey images: adapt the output to logits, return K."""
+    size = input_size or PROBE_SIZE
+    try:
+        with torch.no_grad():
+            out = module(torch.full((2, *size), 0.5, device=device))
+    except Exception as exc:  # noqa: BLE001 -- any failure of the user's network: one line
+        hint = "" if input_size else f" (tried {'x'.join(map(str, size))}; pass --input-size C,H,W)"
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ModelError(f"{name} fails on a {'x'.join(map(str, size))} input{hint}: {type(exc).__name__}: {first}") from None
+    how = _logits_mode(out, 2)
+    if how is None:
+        raise ModelError(f"{name} returns {_describe(out)}, not logits [N, classes] (nor .logits, a dict with "
+                         f"'logits', or a tuple whose first element is [N, classes])")
+    if how != "tensor":
+        module = LogitsOutput(module, how)
+        with torch.no_grad():
+            out = module(torch.full((2, *size), 0.5, device=device))
+    return module, int(out.shape[1])
+
+
+# --- the sources ---------------------------------------------------------------------------------
+def _sha(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _load_weights(module: nn.Module, checkpoint: str | os.PathLike, name: str) -> str:
+    """Load a state_dict (``.pt`` weights_only, or ``.safetensors``) into ``module``; -> its sha256."""
+    path = Path(checkpoint)
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise ModelError(f"checkpoint not found: {path}")
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise ModelError(f"{path}: reading .safetensors needs the safetensors package (pip install safetensors)") from None
+        try:
+            state = load_file(str(path), device="cpu")
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"cannot load checkpoint {path}: not a safetensors file ({str(exc).splitlines()[0][:120]})") from None
+    else:
+        state = registry.load_state_dict(path)
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches: name the first
+        lines = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        raise ModelError(f"checkpoint {path} does not fit {name}: "
+                         f"{lines[0] if lines else str(exc).splitlines()[0][:300]}"
+                         f"{f' (and {len(lines) - 1} more)' if len(lines) > 1 else ''}") from None
+    if missing or unexpected:
+        raise ModelError(f"checkpoint {path} does not fit {name}: {len(missing)} missing key(s) "
+                         f"(e.g. {', '.join(missing[:3]) or '-'}), {len(unexpected)} unexpected key(s) "
+                         f"(e.g. {', '.join(unexpected[:3]) or '-'})")
+    return sha256_file(path)
+
+
+def _factory(spec: str, checkpoint, name: str) -> tuple[nn.Module, str]:
+    """Run ``file.py:function`` (the user named this code) -> (module, identity parts)."""
+    from ..evaluation.runner import state_dict_sha256
+
+    file, _, func = spec.rpartition(":")
+    path = Path(file)
+    if not func.isidentifier():
+        raise ModelError(f"{spec}: give a factory as path/to/file.py:function")
+    if not path.is_file():
+        raise ModelError(f"factory file not found: {path}")
+    file_hash = sha256_file(path)
+    module_name = f"foolkit_factory_{file_hash[:16]}"
+    try:
+        loader_spec = importlib.util.spec_from_file_location(module_name, path)
+        code = importlib.util.module_from_spec(loader_spec)
+        sys.modules[module_name] = code  # dataclasses and pickling look their module up
+        loader_spec.loader.exec_module(code)
+    except Exception as exc:  # noqa: BLE001 -- the user's file: one line
+        sys.modules.pop(module_name, None)
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ModelError(f"factory file {path} raised {type(exc).__name__} when imported: {first}") from None
+    fn = getattr(code, func, None)
+    if not callable(fn):
+        raise ModelError(f"factory file {path} has no function {func!r}")
+    try:
+        net = fn()
+    except Exception as exc:  # noqa: BLE001
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ModelError(f"factory {name} raised {type(exc).__name__}: {first}") from None
+    if not isinstance(net, nn.Module):
+        raise ModelError(f"factory {name} returned a {type(net).__name__}, not a torch.nn.Module")
+    weights = _load_weights(net, checkpoint, name) if checkpoint is not None else "state_dict:" + state_dict_sha256(net)
+    return net, _sha("factory", file_hash, func, weights)
+
+
+def _registered_spec(name: str, net: nn.Module, checkpoint) -> dict:
+    """The model part of a run's identity for a registered name (unchanged since v0.1, so
+    existing stores resume)."""
+    from ..evaluation.runner import state_dict_sha256
+
+    card = registry.card(name)
+    if checkpoint is not None:
+        weights = "sha256:" + sha256_file(checkpoint)
+    else:
+        weights = "sha256:" + card.sha256 if card.sha256 else "state_dict:" + state_dict_sha256(net)
+    return {"name": name, "card": {k: getattr(card, k) for k in card.__dataclass_fields__}, "weights": weights}
+
+
+def model_kind(spec: str) -> str:
+    """"registered", "pt2" or "factory" for a model string; ``ModelError`` otherwise."""
+    if spec in registry.list_models():
+        return "registered"
+    if spec.lower().endswith(".pt2"):
+        return "pt2"
+    file, sep, func = spec.rpartition(":")
+    if sep and file.lower().endswith(".py"):
+        return "factory"
+    if "/" in spec and not Path(spec).exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", spec):
+        registry.card(spec)  # an unknown registered-looking name: the registry's message
+    raise ModelError(f"unknown model {spec!r}: give a registered name (see `foolkit models`), a torch.export "
+                     f"archive net.pt2 or a factory path/to/file.py:function")
+
+
+def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None = None,
+                  mean: Sequence[float] | str | None = None, std: Sequence[float] | str | None = None,
+                  input_size: Sequence[int] | str | None = None, classes: str | os.PathLike | Sequence[str] | None = None,
+                  device: str | torch.device = "cpu") -> ResolvedModel:
+    """Load a model from any source foolkit accepts.
+
+    Args:
+        spec: a registered name (``"cifar10/resnet20"``), a ``torch.export`` archive
+            (``"net.pt2"``), a factory ``"path/to/file.py:function"`` returning an ``nn.Module``,
+            or an ``nn.Module``.
+        checkpoint: a state_dict (``.pt``, read ``weights_only``; or ``.safetensors``) for a
+            registered name or a factory. A ``.pt2`` carries its own weights.
+        mean, std: per-channel normalisation the network expects (``"0.5,0.5,0.5"`` or a
+            sequence); foolkit wraps it in :class:`Normalized`, so it still takes [0,1] pixels.
+        input_size: ``(C,H,W)`` or ``(H,W)``; default the card's or the export's when known.
+        classes: class names (a file, one a line, or a sequence); must match the output.
+        device: where the module goes.
+
+    Returns:
+        :class:`ResolvedModel`. Raises :class:`ModelError` (one line) for unknown specs,
+        missing or bad files, archives holding code, or outputs that are not logits.
+    """
+    from ..evaluation.runner import state_dict_sha256
+    from ..machine import parse_device
+
+    device = parse_device(device)
+    mean, std = parse_floats(mean, "--mean"), parse_floats(std, "--std")
+    size = parse_input_size(input_size)
+    names = read_classes(classes)
+    if (mean is None) != (std is None):
+        raise ValueError("--mean and --std go together: give both, or neither")
+    if mean is not None:
+        if len(mean) != len(std):
+            raise ValueError(f"--mean has {len(mean)} values, --std {len(std)}: give one per channel")
+        if min(std) <= 0:
+            raise ValueError(f"--std values must be > 0, got {','.join(f'{s:g}' for s in std)}")
+        if size is not None and len(mean) not in (1, size[0]):
+            raise ValueError(f"--mean/--std have {len(mean)} values for {size[0]}-channel input")
+    dataset = None
+    if isinstance(spec, nn.Module):
+        if checkpoint is not None:
+            raise ValueError("checkpoint= applies to registered names and factories; load the weights into your module")
+        kind, name, net = "module", type(spec).__name__, spec
+        cls = type(spec)
+        identity = _sha("module", f"{cls.__module__}.{cls.__qualname__}", state_dict_sha256(spec))
+    elif not isinstance(spec, str):
+        raise ValueError(f"model must be a registered name, a .pt2 file, file.py:function or an nn.Module, "
+                         f"got {type(spec).__name__}")
+    else:
+        kind = model_kind(spec)
+        name = spec if kind == "registered" else Path(spec.rpartition(":")[0] if kind == "factory" else spec).name
+        if kind == "factory":
+            name += ":" + spec.rpartition(":")[2]
+        if kind == "registered":
+            if mean is not None:
+                raise ValueError(f"{spec} normalises its input itself (its card's mean and std); drop --mean/--std")
+            card = registry.card(spec)
+            net = registry.load(spec, checkpoint=checkpoint, device=device)
+            dataset = card.dataset
+            card_size = (3, int(card.input_size), int(card.input_size))
+            if size is not None and size != card_size and card.dataset == "cifar10":
+                raise ValueError(f"{spec} takes {'x'.join(map(str, card_size))} images, not --input-size "
+                                 f"{'x'.join(map(str, size))}")
+            size = size or card_size
+            store_spec = _registered_spec(spec, net, checkpoint)
+            identity = _sha(json.dumps(store_spec, sort_keys=True, default=str))
+            if names is None:
+                from ..data import class_names
+                try:
+                    names = tuple(class_names(card.dataset))
+                except ValueError:
+                    names = None
+        elif kind == "pt2":
+            if checkpoint is not None:
+                raise ValueError(f"{spec} is a torch.export archive: it carries its weights (drop --checkpoint)")
+            from .pt2_safety import load_pt2
+            ep = load_pt2(spec)
+            identity = _sha("pt2", sha256_file(spec))
+            net = ExportedModule(ep.module())
+            user = [n for n in ep.graph.nodes if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs]
+            if len(user) != 1:
+                raise ModelError(f"{spec} takes {len(user)} inputs; foolkit attacks models of one image batch")
+            shape = getattr(user[0].meta.get("val"), "shape", None)
+            if shape is None or len(shape) != 4:
+                raise ModelError(f"{spec} takes input of shape {list(shape) if shape is not None else '?'}, not [N,C,H,W]")
+            exported = tuple(int(d) if isinstance(d, int) else None for d in shape[1:])
+            if None not in exported:
+                if size is not None and size != exported:
+                    raise ValueError(f"{spec} was exported for {'x'.join(map(str, exported))} input, not "
+                                     f"--input-size {'x'.join(map(str, size))}")
+                size = exported  # type: ignore[assignment]
+        else:
+            net, identity = _factory(spec, checkpoint, name)
+    if kind != "registered":
+        try:
+            net.eval()
+        except NotImplementedError:  # an exported graph passed as a module: already in eval form
+            pass
+        net = net.to(device)
+        if mean is not None:
+            net = Normalized(net, mean, std).to(device)
+            identity = _sha(identity, "normalized", repr(mean), repr(std))
+    net, k = _probe(net, name, size, device)
+    if names is not None and len(names) != k:
+        raise ModelError(f"{name} outputs {k} classes but the class names list {len(names)}")
+    if kind != "registered":
+        store_spec = {"source": kind, "identity": identity}
+    return ResolvedModel(module=net.eval(), name=name, kind=kind, identity=identity, num_classes=k, input_size=size,
+                         classes=names, mean=mean, std=std, dataset=dataset, store_spec=store_spec)
+
+
+# --- command line -----------------------------------------------------------------------------
+def add_model_options(p, checkpoint: bool = False) -> None:
+    """``--mean``, ``--std``, ``--input-size``, ``--classes`` (and ``--checkpoint`` when asked)."""
+    if checkpoint:
+        p.add_argument("--checkpoint", default=None, metavar="PATH",
+                       help="state_dict (.pt, read weights-only; or .safetensors) for a registered model or a factory")
+    p.add_argument("--mean", default=None, metavar="R,G,B",
+                   help="per-channel mean the network expects (with --std): foolkit normalises, attacks see [0,1] pixels")
+    p.add_argument("--std", default=None, metavar="R,G,B", help="per-channel std the network expects (with --mean)")
+    p.add_argument("--input-size", default=None, metavar="C,H,W", help="input size (C,H,W or H,W) when it is not known")
+    p.add_argument("--classes", default=None, metavar="FILE", help="class names, one a line")
+
+
+def resolve_from_args(args, spec: str | None = None, device="cpu") -> ResolvedModel:
+    """:func:`resolve_model` with a command's ``--checkpoint/--mean/--std/--input-size/--classes``."""
+    return resolve_model(spec if spec is not None else args.model, checkpoint=getattr(args, "checkpoint", None),
+                         mean=getattr(args, "mean", None), std=getattr(args, "std", None),
+                         input_size=getattr(args, "input_size", None), classes=getattr(args, "classes", None),
+                         device=device)
+
+
+def prepare_model(model: Any, checkpoint, device, shape: Sequence[int], dataset: str | None):
+    """For ``fk.evaluate``: check that images ``shape`` from ``dataset`` suit the model before a
+    store is opened; a model string that is not a registered name is loaded here.
+    -> ``(model, checkpoint)`` for :func:`foolkit.evaluation.runner._resolve_model`."""
+    if isinstance(model, str) and model in registry.list_models():
+        registry.check_input(model, shape, dataset)
+        return model, checkpoint
+    if isinstance(model, str):
+        model, checkpoint = resolve_model(model, checkpoint=checkpoint, device=device), None
+    if isinstance(model, ResolvedModel):
+        if checkpoint is not None:
+            raise ValueError("checkpoint= applies to model names; pass it to resolve_model instead")
+        if model.kind == "registered":
+            registry.check_input(model.name, shape, dataset)
+        else:
+            model.check_input(shape)
+    return model, checkpoint
