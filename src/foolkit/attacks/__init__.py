@@ -8,5 +8,7 @@ __all__ = ["Attack", "AttackResult", "DeepFool", "FGSM", "LBFGS", "minimal_epsil
 from .onepixel import OnePixel  # noqa: E402
 from .sparsefool import SparseFool  # noqa: E402
 from .universal import UniversalPerturbation  # noqa: E402
+from .superdeepfool import SuperDeepFool  # noqa: E402
+from .fmn import FMN  # noqa: E402
 
-__all__ += ["OnePixel", "SparseFool", "UniversalPerturbation"]
+__all__ += ["OnePixel", "SparseFool", "UniversalPerturbation", "SuperDeepFool", "FMN"]

@@ -23,6 +23,8 @@ ATTACKS: dict[str, tuple[str, str]] = {
     "lbfgs": ("foolkit.attacks.lbfgs", "LBFGS"),
     "deepfool": ("foolkit.attacks.deepfool", "DeepFool"),
     "sparsefool": ("foolkit.attacks.sparsefool", "SparseFool"),
+    "superdeepfool": ("foolkit.attacks.superdeepfool", "SuperDeepFool"),
+    "fmn": ("foolkit.attacks.fmn", "FMN"),
     "onepixel": ("foolkit.attacks.onepixel", "OnePixel"),
     "universal": ("foolkit.attacks.universal", "UniversalPerturbation"),
 }
