@@ -12,7 +12,8 @@ import numpy as np
 
 from ..files import atomic_path, write_text
 from . import EXPERIMENTS, load_thesis_numbers
-from .verdicts import FULL_TOLERANCES, QUICK_TOLERANCES, all_verdicts, fmt, our_value, to_thesis_units
+from .specs import CARD_STD, THESIS_MEAN, THESIS_STD, Z_TO_PIXEL
+from .verdicts import GROUPS, TOLERANCES, VERDICTS, all_verdicts, fmt, our_value, to_thesis_units
 
 NUMBERS = load_thesis_numbers()
 TABLE_IDS = ["table-11.4"] + [f"table-12.{i}" for i in range(1, 11)]
@@ -43,25 +44,59 @@ def table_blocks(table_id: str, results: dict) -> list[tuple]:
     header = ["model (thesis → ours)"] + [c["header"] for c in keys]
     for c in values:
         header += [f"{c['header']} thesis", "ours"]
+    entry = results.get("experiments", {}).get(_experiment_of(table_id).id) or {}
+    # a second row per model with foolkit's own algorithm, where it was run (Run.compare)
+    compared = bool(entry.get("foolkit_points"))
+    main = f" ({algorithm_name(entry.get('points', []))})" if compared else ""
     rows = []
     for r in t["rows"]:
         ours_model = columns.get(r["model"])
-        row = [f"{r.get('label', r['model'])} → {ours_model or '—'}"]
-        row += [r["printed"].get(c["name"], "") for c in keys]
         kv = {c["name"]: r[c["name"]] for c in keys}
-        for c in values:
-            printed = r["printed"].get(c["name"])
-            ours = None if ours_model is None else our_value(results, table_id, c["name"], ours_model, kv)
-            ours = to_thesis_units(ours, c)
-            if c.get("per") and not printed:  # a merged cell: printed once per model
-                row += ["", ""]
-                continue
-            row += [printed or "", "—" if ours is None else f"{ours:.{_decimals(printed)}f}"]
-        rows.append(row)
+        for foolkit in (False, True) if compared else (False,):
+            row = [f"{r.get('label', r['model'])} → {ours_model or '—'}"
+                   + (" (foolkit's algorithm)" if foolkit else main)]
+            row += [r["printed"].get(c["name"], "") for c in keys]
+            for c in values:
+                printed = r["printed"].get(c["name"])
+                ours = None if ours_model is None else our_value(results, table_id, c["name"], ours_model, kv,
+                                                                 foolkit=foolkit)
+                ours = to_thesis_units(ours, c)
+                if c.get("per") and not printed:  # a merged cell: printed once per model
+                    row += ["", ""]
+                    continue
+                row += ["" if foolkit else printed or "", "—" if ours is None else f"{ours:.{_decimals(printed)}f}"]
+            rows.append(row)
     units = "; ".join(f"{c['header']}: {c['unit'] or '-'}" for c in values if c.get("unit"))
     timed = any(c.get("unit") in ("s", "ms") for c in values)
-    return [("table", header, rows), ("p", f"Units: {units}." + (" Times are wall-clock on different hardware "
-                                                                 "(compare ranks only)." if timed else ""))]
+    out = [("table", header, rows), ("p", f"Units: {units}." + (" Times are wall-clock on different hardware "
+                                                                "(compare ranks only)." if timed else ""))]
+    if compared:
+        out.append(("p", f"Rows marked (foolkit's algorithm): the same settings with foolkit's own algorithm "
+                         f"(variant=\"foolkit\", see Where foolkit differs), {sample_of(entry['foolkit_points'])}; "
+                         f"the claims are judged on the{main or ' other'} rows only."))
+    return out
+
+
+def _experiment_of(table_id: str):
+    return next(e for e in EXPERIMENTS if table_id in e.tables)
+
+
+def algorithm_name(points: list[dict]) -> str:
+    """ "thesis's algorithm" / "foolkit's algorithm" (both, joined, if mixed) from the runs' variant."""
+    names = sorted({str((p.get("attack_params") or {}).get("variant") or "foolkit") for p in points}) or ["foolkit"]
+    return " and ".join(f"{v}'s" for v in names) + " algorithm"
+
+
+def sample_of(points: list[dict]) -> str:
+    """ "n = 50 images, 45 attacked" over a list of points (ranges where they differ)."""
+    pts = [p for p in points if p.get("metrics")]
+    if not pts:
+        return "not measured"
+    rng = lambda vals: (f"{min(vals)}" if min(vals) == max(vals) else f"{min(vals)}-{max(vals)}")  # noqa: E731
+    text = (f"n = {rng([p['metrics'].get('n') or 0 for p in pts])} images, "
+            f"{rng([p['metrics'].get('n_attacked') or 0 for p in pts])} attacked")
+    fit = [p["metrics"].get("n_fit") for p in pts if p["metrics"].get("n_fit") is not None]
+    return text + (f", |X| = {rng(fit)}" if fit else "")
 
 
 # ------------------------------------------------------------------------------ figures
@@ -290,11 +325,115 @@ def attack_seconds(results: dict) -> float:
     return total
 
 
+INPUT_SPACE = [
+    "The thesis's code (github.com/pabloac31/TFG: utils.py, adversarial_attacks.py, the notebooks) loads CIFAR-10 "
+    "with ToTensor() + Normalize(mean, std), mean ({}), std ({}), and runs DeepFool, SparseFool and the universal "
+    "perturbations on the normalised tensor z = (x - mean) / std: their L2 steps and L∞ sign steps, their "
+    "overshoot and the universal radius ξ are taken in z, not in pixels. FGSM adds eps · sign(∇) / std in z "
+    "and clamps z to the image of [0,1], i.e. x_adv = clip(x + eps · sign(∇), 0, 1): its eps is in [0,1] pixel "
+    "units. Every Δ̂ is measured after de-scaling (z-difference × std), so all Δ̂ are pixel norms, and ρ̂ = Δ̂ / "
+    "‖x − mean‖ (pixel units; foolkit's rho_2_centered / rho_inf_centered).".format(
+        ", ".join(map(str, THESIS_MEAN)), ", ".join(map(str, THESIS_STD))),
+    "foolkit works in [0,1] pixel space throughout: models take x in [0,1] and normalise inside. Conversion "
+    "applied here: FGSM's eps and SparseFool's δ (8-bit levels) are unchanged; the universal radii ξ are "
+    "converted from the thesis's z-units to pixels by × {:.4f} (the mean of its std; the per-channel std differ "
+    "by < 1.5 %, so its z-ball is a pixel ball up to 1.5 %): L2 ξ = 15 → 3.01, L∞ ξ = 0.5 → 0.1005 (25.6/255). "
+    "The thesis's variants (variant=\"thesis\", the main rows here) run DeepFool, SparseFool and the universal "
+    "perturbation in the model's own normalised space, with the mean and std of its fk.models.Normalized "
+    "wrapper (foolkit's models: their cards' std; a checkpoint loaded with normalization=\"thesis\": the "
+    "thesis's std), and take the universal ξ in those units (the pixel radius above divided by the model's "
+    "mean std). foolkit's own algorithms (the second rows) search in pixel space; as each set of std agrees "
+    "across channels to 1.5 % (thesis) or 7 % (cards), the two geometries nearly agree.".format(Z_TO_PIXEL),
+    "The checkpoints of the thesis were trained with std ({}) (the reference README and foolkit's model cards) "
+    "but the thesis's attack code fed them z computed with std ({}): passing the original checkpoints through "
+    "foolkit's default input pipeline is therefore not the thesis's input pipeline.".format(
+        ", ".join(map(str, CARD_STD)), ", ".join(map(str, THESIS_STD))),
+]
+
+DIFFERENCES = [
+    ("DeepFool (Tables 12.3-12.5)",
+     "thesis: all nine other classes, ranked once at the start; linearisation at x + Σr; the stopping test on the "
+     "unclipped x + (1+η)·Σr; one clip to [0,1] at the very end; the returned point is x + 1.01·Σr. foolkit "
+     "(default): clips every iterate, tests the clipped point, linearises at x + (1+η)·Σr and prunes to the 3 "
+     "closest candidate classes after step 1. Because foolkit tests the point it returns, every image it "
+     "reports as fooled is fooled; the thesis's final clip can undo a crossing found on the unclipped point. "
+     "This is why the thesis's Table 12.3 shows 92-96 % fooling with clipping and foolkit's algorithm 100 % (its "
+     "second rows in Tables 12.3-12.5)."),
+    ("Input space", "the thesis runs DeepFool, SparseFool and the universal perturbations in the normalised "
+                    "space z (see Input space and units); foolkit in [0,1] pixels."),
+    ("FGSM", "the thesis's loss is nll_loss on the logits, i.e. -z_y (no log-softmax); foolkit's FGSM uses the "
+             "cross-entropy. The two gradients differ by the softmax-weighted sum of the other logits' "
+             "gradients, so the signs (and the fooling rates) can differ."),
+    ("Universal perturbations (Tables 12.8-12.10)",
+     "the thesis returns the best pass's v (v_best), attacks only images whose prediction equals the true "
+     "label, and its fooling rate counts ALL images, pred(x+v) ≠ pred(x), with x + v unclipped (in z). foolkit "
+     "(default) returns the last pass's v, attacks every image of X that v does not yet fool, reports fooling "
+     "rates over the correctly classified images only (pred(clip(x+v)) ≠ y) and clips x + v to [0,1]."),
+    ("One Pixel (Table 12.7)",
+     "the thesis resamples out-of-box children (evolve(..., strategy=\"resample\")) and reports as iterations "
+     "the loop index (at most iters − 1); foolkit clips children to the box and counts generations run "
+     "(at most iters)."),
+    ("SparseFool (Table 12.6)", "the thesis's 'Pert. (%)' is the median count of changed pixel-channel values "
+                                "over 3,072; foolkit reports the same (median_values_pct)."),
+    ("Checkpoints", "the thesis fed its checkpoints z computed with std (0.2023, 0.1994, 0.2010) although they "
+                    "were trained with std (0.2471, 0.2435, 0.2616)."),
+]
+
+
+def _variants(exp, entry: dict) -> str:
+    """Which algorithm each run of an experiment used (foolkit's default or the thesis's variant),
+    and whether foolkit's algorithm was also run as second rows of its table."""
+    seen = {}
+    for p in entry.get("points", []):
+        ap = p.get("attack_params") or {}
+        seen.setdefault(p.get("attack", exp.attack), set()).add(str(ap.get("variant") or "foolkit"))
+    text = "; ".join(f"{a}: {', '.join(sorted(v))}" for a, v in seen.items())
+    if entry.get("foolkit_points"):
+        text += f"; foolkit's algorithm as second rows, {sample_of(entry['foolkit_points'])}"
+    return text
+
+
+VARIANT_LIMITS = (
+    "Which variant where: every table and figure runs the thesis's variant, the claims are judged on it, and "
+    "Tables 12.1-12.9 add foolkit's algorithm as second rows (fooling rate, Δ̂ / ρ̂, time and the table's other "
+    "columns), on a smaller sample where the mode says so in the experiment's notes. Limits of the thesis's "
+    "variants: DeepFool's has no targeted mode and only p = 2 and ∞ (no experiment of the thesis needs "
+    "more); the universal perturbation's runs one image at a time (mode \"faithful\"), with the inner DeepFool in "
+    "the ball's own norm, and takes ξ in the model's normalised units: reproduce passes the pixel radius of the "
+    "thesis's ξ (ξ × 0.2009) divided by the model's mean std, so a model normalised with the thesis's std gets "
+    "the thesis's 15 and 0.5 back; One Pixel's has a targeted mode (Fig. 12.17 uses it). Table 12.10 (the "
+    "transfer matrix) uses the thesis's perturbations only (x + v unclipped, as its code): foolkit's would cost "
+    "another models × models evaluation passes; Table 12.8 shows foolkit's perturbation on each model itself. "
+    "The runner fits a universal perturbation without the labels of X, so the thesis's variant attacks the "
+    "images of X its model classifies as before (its clean prediction) rather than only the correctly "
+    "classified ones.")
+
+
+def sample_size(exp, entry: dict) -> str:
+    """The real sample behind an experiment's numbers, ours against the thesis's."""
+    pts = [p for p in entry.get("points", []) if p.get("metrics")]
+    thesis_n = exp.images.eval_n or exp.images.n
+    thesis = f"thesis: {thesis_n:,} images" if thesis_n else "thesis: the photos"
+    if not pts:
+        return thesis
+    rng = lambda vals: (f"{min(vals)}" if min(vals) == max(vals) else f"{min(vals)}-{max(vals)}")  # noqa: E731
+    n = [p["metrics"].get("n") or 0 for p in pts]
+    att = [p["metrics"].get("n_attacked") or 0 for p in pts]
+    text = f"ours: n = {rng(n)} images, {rng(att)} attacked (correctly classified)"
+    fit = [p["metrics"].get("n_fit") for p in pts if p["metrics"].get("n_fit") is not None]
+    if fit:
+        text += f", |X| = {rng(fit)} attacked images of the fit set"
+    return f"{text}; {thesis}" + (f" (|X| = {exp.images.n:,})" if exp.images.eval_n and exp.images.n else "")
+
+
 def build(results: dict, store: str, out: Path) -> list[tuple]:
     from .. import __version__
-    quick = results.get("mode") == "quick"
-    verdicts = all_verdicts(results, quick)
-    counts = {v: sum(1 for x in verdicts if x["verdict"] == v) for v in ("holds", "does not hold", "not checkable")}
+    from .reproduce import failures
+    verdicts = all_verdicts(results)
+    counts = {g: {v: sum(1 for x in verdicts if x["group"] == g and x["verdict"] == v) for v in VERDICTS}
+              for g in GROUPS}
+    summary = lambda g: ", ".join(f"{c} {v}" for v, c in counts[g].items() if c) or "none"  # noqa: E731
+    failed = failures(results)
     b: list[tuple] = [("h1", f"Thesis Part III reproduced with foolkit ({results.get('mode', 'full')} mode)"),
                       ("p", f"foolkit {__version__}, {_dt.datetime.now():%Y-%m-%d %H:%M}, wall time of the "
                             f"last invocation {results.get('seconds', 0):.0f} s (runs it found in the store, from "
@@ -302,32 +441,52 @@ def build(results: dict, store: str, out: Path) -> list[tuple]:
                             f"{attack_seconds(results) / 60:.0f} min in all (their stored times, summed over "
                             f"every run whichever invocation ran it; clean passes and transfer matrices not "
                             f"counted). Machine: {results.get('machine', 'not recorded')}. "
-                            f"CIFAR-10 data: {results.get('data', 'not recorded')}. Claims: {counts['holds']} hold, "
-                            f"{counts['does not hold']} do not hold, {counts['not checkable']} not checkable."),
-                      ("h2", "Models"),
-                      ("p", "Each thesis column is played by one of our models: by default the compact member "
-                            "of the same family that foolkit trains and ships (smaller and less accurate than "
-                            "the thesis's networks, so absolute numbers differ; the claims compare trends and "
-                            "rankings). A stand-in from another family may play several columns, and claims "
-                            "comparing models are then not checkable. Pass the original checkpoints with "
-                            "--models cifar10/resnet50=PATH,... to run the thesis's own networks."),
-                      ("table", ["thesis", "ours", "kind"], results.get("models", [])),
-                      ("h2", "Tolerances"),
-                      ("p", ("Quick mode (small samples): " + QUICK_TOLERANCES) if quick else
-                       ("CPU sizes (the thesis's experiments and grids; the samples cut where its sizes would "
-                        "take a 2-core CPU many hours, each cut listed under its experiment), judged with the "
-                        "full-mode tolerances: " if results.get("mode") == "cpu" else "Full mode: ")
-                       + FULL_TOLERANCES),
-                      ("h2", "Verdicts"),
-                      ("p", "Verdict: on our numbers. 'On the thesis's numbers': the same check run on the "
-                            "thesis's printed tables (a sanity check of the check; 'no table' for figures)."),
-                      ("table", ["experiment", "claim", "verdict", "measured / reason", "on the thesis's numbers"],
-                       [[v["experiment"], v["claim"], v["verdict"], v["measured"] or v["reason"], v["thesis"]]
-                        for v in verdicts]),
-                      ("h2", "Tables and figures"),
-                      ("table", ["id", "experiment", "status"],
-                       [[r, e.id, (results["experiments"].get(e.id) or {}).get("status", "not run in this mode")]
-                        for r in TABLE_IDS + FIGURE_IDS for e in EXPERIMENTS if r in e.thesis_refs])]
+                            f"CIFAR-10 data: {results.get('data', 'not recorded')}."),
+                      ("list", [f"**(i) {GROUPS['trend']}**: {summary('trend')}.",
+                                f"**(ii) {GROUPS['networks']}**: {summary('networks')} (on our stand-ins).",
+                                f"**(iii) {GROUPS['figure']}**: {sum(counts['figure'].values())} claims, rendered, "
+                                f"not machine-checked" + (f" ({counts['figure']['error']} failed)"
+                                                          if counts['figure']['error'] else "") + "."]
+                       + ([f"**{len(failed)} experiment(s) failed**: " + "; ".join(f"{k} ({s})" for k, s in failed)]
+                          if failed else []))]
+    if failed:
+        b += [("h2", "Failed experiments"),
+              ("p", "These experiments crashed; their claims are reported as 'error' and the command exits "
+                    "with status 1. The first line of each error:"),
+              ("table", ["experiment", "error"], [[k, st] for k, st in failed])]
+    b += [("h2", "Models"),
+          ("p", "Each thesis column is played by one of our models: by default the compact member "
+                "of the same family that foolkit trains and ships (smaller and less accurate than "
+                "the thesis's networks, so absolute numbers differ; the claims compare trends and "
+                "rankings). A stand-in from another family may play several columns, and claims "
+                "comparing models are then not checkable. Pass the original checkpoints with "
+                "--models cifar10/resnet50=PATH,... to run the thesis's own networks."),
+          ("table", ["thesis", "ours", "kind"], results.get("models", [])),
+          ("h2", "Input space and units")]
+    b += [("p", text) for text in INPUT_SPACE]
+    b += [("h2", "Where foolkit differs from the thesis's code"),
+          ("list", [f"**{k}**: {v}" for k, v in DIFFERENCES]),
+          ("p", "Where an attack offers variant=\"thesis\", it reproduces the thesis code's algorithm above "
+                "(in the normalised space of a fk.models.Normalized model); the default is foolkit's own. "
+                "Algorithm each experiment used: " + "; ".join(
+              f"{e.id} ({_variants(e, results['experiments'][e.id])})" for e in EXPERIMENTS
+              if e.tables and (results["experiments"].get(e.id) or {}).get("points")) + "."),
+          ("p", VARIANT_LIMITS),
+          ("h2", "How claims are judged"),
+          ("p", TOLERANCES),
+          ("h2", "Verdicts"),
+          ("p", "Verdict: on our numbers. 'On the thesis's numbers': the same check run on the "
+                "thesis's printed tables, taken as exact (a check of the check: it must hold wherever "
+                "a table exists; 'no table' for figures). Group: (i) trend and ranking, (ii) a level of "
+                "the thesis's own networks, (iii) illustrative figure."),
+          ("table", ["experiment", "claim", "group", "verdict", "measured / reason", "on the thesis's numbers"],
+           [[v["experiment"], v["claim"], {"trend": "i", "networks": "ii", "figure": "iii"}[v["group"]],
+             v["verdict"], "; ".join(x for x in (v["measured"], v["reason"]) if x), v["thesis"]]
+            for v in verdicts]),
+          ("h2", "Tables and figures"),
+          ("table", ["id", "experiment", "status"],
+           [[r, e.id, (results["experiments"].get(e.id) or {}).get("status", "not run in this mode")]
+            for r in TABLE_IDS + FIGURE_IDS for e in EXPERIMENTS if r in e.thesis_refs])]
     by_exp = {}
     for v in verdicts:
         by_exp.setdefault(v["experiment"], []).append(v)
@@ -344,13 +503,14 @@ def build(results: dict, store: str, out: Path) -> list[tuple]:
         for note in ([exp.notes] if exp.notes else []) + entry.get("notes", []):
             b.append(("p", f"Note: {note}"))
         for ref in exp.tables:
-            b.append(("h3", f"{ref.replace('-', ' ').capitalize()}: {NUMBERS['tables'][ref]['caption']}", ref))
+            b.append(("h3", f"{ref.replace('-', ' ').capitalize()}: {NUMBERS['tables'][ref]['caption']} "
+                            f"[{sample_size(exp, entry)}]", ref))
             if status != "done":
                 b.append(("p", f"Ours: {status}. Thesis's numbers:"))
             b += table_blocks(ref, results)
         for ref in exp.figures:
             b.append(("h3", f"{ref.replace('-', ' ').capitalize()}: {NUMBERS['figures'][ref]['caption']}", ref))
-            b.append(("p", f"Thesis: {NUMBERS['figures'][ref]['shows']}."))
+            b.append(("p", f"Thesis: {NUMBERS['figures'][ref]['shows']}. Sample: {sample_size(exp, entry)}."))
             files = []
             if status == "done":
                 try:
@@ -398,7 +558,7 @@ def to_html(blocks: list[tuple]) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>foolkit reproduce</title><style>"
              "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}table{border-collapse:collapse;"
              "font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}th{background:#eee}"
-             "img{max-width:100%}.holds{color:#1a7f37}.does-not-hold{color:#c0392b}</style></head><body>"]
+             "img{max-width:100%}.holds{color:#1a7f37}.does-not-hold{color:#c0392b}.inconclusive{color:#a06000}.error{color:#c0392b;font-weight:bold}</style></head><body>"]
     for blk in blocks:
         kind = blk[0]
         if kind in ("h1", "h2", "h3"):

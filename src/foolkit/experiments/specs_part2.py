@@ -2,12 +2,12 @@
 and the overall comparison. Types, units and the INPUT SPACE discussion are in ``specs``."""
 from __future__ import annotations
 
-from .specs import (CIFAR_MODELS, FULL_TEST, IMAGENET_MODEL, MIN_EPS_GRID, MODELS, PHOTOS, Claim,
+from .specs import (CIFAR_MODELS, FULL_TEST, IMAGENET_MODEL, MIN_EPS_GRID, MODELS, PHOTOS, THESIS, Claim,
                     Experiment, Images, Run, Show, thesis_xi)
 
 # SparseFool as in the thesis notebook (params_sparsefool): lambda 3, delta 255, 50 outer
 # iterations, overshoot ("epsilon") 0.02; its inner DeepFool: overshoot 0.02, 50 steps.
-SPARSEFOOL = {"lambda_": 3.0, "delta": 255, "max_iter": 50, "overshoot": 0.02, "deepfool_max_iter": 50}
+SPARSEFOOL = {"lambda_": 3.0, "delta": 255, "max_iter": 50, "overshoot": 0.02, "deepfool_max_iter": 50, **THESIS}
 SPARSEFOOL_THESIS = {"lambda_": 3.0, "delta": 255, "max_iter": 50, "epsilon": 0.02}
 # Fig. 12.10 / 12.12 grids are not printed: lambda around the chosen 3 (100 % fooling from 3
 # on), delta from 5 to the full range 255 (little change after ~100; Fig. 12.13 uses 10, 30).
@@ -16,9 +16,11 @@ DELTA_GRID = (5, 10, 20, 30, 50, 75, 100, 150, 200, 255)
 
 # Universal perturbations as in the thesis: delta 0.2, at most 10 passes, DeepFool with
 # 10 steps, overshoot 0.02, 10 classes, one image at a time ("faithful"); xi converted from
-# normalised to pixel units with thesis_xi (x 0.2009, see specs' INPUT SPACE).
+# normalised to pixel units with thesis_xi (x 0.2009, see specs' INPUT SPACE). The thesis's
+# variant takes xi in the model's normalised units: ``reproduce`` divides this pixel xi by the
+# model's mean std for it (on a model normalised with the thesis's std: back to 15 and 0.5).
 UNIVERSAL = {"delta": 0.2, "max_passes": 10, "mode": "faithful", "overshoot": 0.02, "deepfool_max_iter": 10,
-             "candidates": 10}
+             "candidates": 10, **THESIS}
 UNIV_L2 = {"norm": 2, "xi": thesis_xi(15), "deepfool_norm": 2, **UNIVERSAL}  # xi 15 z -> 3.0135 px
 UNIV_LINF = {"norm": "inf", "xi": thesis_xi(0.5), "deepfool_norm": "inf", **UNIVERSAL}  # 0.5 z -> 0.10045 px
 UNIV_IMAGES = Images("cifar10-test", 1000, 200, eval_n=10000, quick_eval_n=1000,
@@ -30,9 +32,9 @@ INCEPTION = (MODELS["InceptionV3"],)
 RESNET = (MODELS["ResNet-50"],)
 
 
-def _univ_run(params: dict, thesis: dict, grid: dict | None = None) -> Run:
+def _univ_run(params: dict, thesis: dict, grid: dict | None = None, compare: dict | None = None) -> Run:
     return Run("universal", params, grid or {}, thesis, mode="fit",
-               units="thesis xi in normalised units; ours = xi x 0.2009 in [0,1] pixel units")
+               units="thesis xi in normalised units; ours = xi x 0.2009 in [0,1] pixel units", compare=compare)
 
 
 PART_B = [
@@ -63,7 +65,7 @@ PART_B = [
         )),
     Experiment(
         "sparsefool", "SparseFool on the test set",
-        (Run("sparsefool", SPARSEFOOL, thesis=SPARSEFOOL_THESIS),), CIFAR_MODELS, FULL_TEST,
+        (Run("sparsefool", SPARSEFOOL, thesis=SPARSEFOOL_THESIS, compare={}),), CIFAR_MODELS, FULL_TEST,
         tables=("table-12.6",), show=(Show("table", "table-12.6"),),
         notes="Table column 'Pert. (%)' = median_values_pct (not foolkit's median_pixels_pct).",
         claims=(
@@ -126,19 +128,19 @@ PART_B = [
                       claim_text="To test the ImageNet-pretrained version of the models in high resolution images"),)),
     Experiment(
         "onepixel", "One Pixel Attack on 100 test images",
-        (Run("onepixel", {"pixels": 1, "population": 100, "generations": 50},
-             thesis={"d": 1, "pop_size": 100, "iters": 50}),),
+        (Run("onepixel", {"pixels": 1, "population": 100, "generations": 50, **THESIS},
+             thesis={"d": 1, "pop_size": 100, "iters": 50}, compare={}),),
         CIFAR_MODELS, Images("cifar10-test", 100, 20, note="thesis: 100 test images (which ones not stated)"),
         tables=("table-12.7",), show=(Show("table", "table-12.7"),),
         claims=(
             Claim("lower fooling rate than DeepFool", "less_than", "fooling_rate", ref="table-12.3:fooling_rate",
                   claim_text="we could see that the fooling rate is lower than in the other methods."),
             Claim("about 40 % for ResNet-50 and DenseNet-169", "close_to", "fooling_rate", value=0.40, tol=0.10,
-                  models=("ResNet-50", "DenseNet-169"),
+                  models=("ResNet-50", "DenseNet-169"), scope="networks",
                   claim_text="Moreover, the fooling rates may be higher than we expected, like in ResNet-50 and "
                              "DenseNet-169"),
-            Claim("Delta-hat below sqrt(3)", "less_than", "delta_2", value=3 ** 0.5,
-                  claim_text="so $\\hat{\\Delta}(x; f)$ has to be lower than $\\sqrt{3} \\approx 1.73$."),
+            # Dropped: "Delta-hat below sqrt(3)" holds for ANY change of one pixel in [0,1]^3 (the
+            # thesis derives it as a bound), so it cannot fail and tests nothing about the attack.
             Claim("iterations near the limit of 50", "greater_than", "avg_iterations", value=35,
                   claim_text="The average number of iterations needed by the algorithm is near to the limit of 50 "
                              "iterations that we established"),
@@ -147,7 +149,7 @@ PART_B = [
         )),
     Experiment(
         "onepixel-trace", "One Pixel Attack: probability of the label per generation (ResNet-50)",
-        (Run("onepixel", {"pixels": 1, "population": 400, "generations": 100},
+        (Run("onepixel", {"pixels": 1, "population": 400, "generations": 100, **THESIS},
              thesis={"population": 400, "iterations": 100}),),
         RESNET, Images("cifar10-test", 3, 3), figures=("figure-12.16",),
         show=(Show("figure", "figure-12.16", x="generation", y=("probability_trace",), series="image"),),
@@ -155,7 +157,7 @@ PART_B = [
                       claim_text="None of them reach the 10% threshold but the attacks are successful."),)),
     Experiment(
         "onepixel-targeted", "Targeted One Pixel Attack towards cat, deer, dog (MobileNetV2)",
-        (Run("onepixel", {"pixels": 1, "population": 400, "generations": 100}, {"target": (3, 4, 5)},
+        (Run("onepixel", {"pixels": 1, "population": 400, "generations": 100, **THESIS}, {"target": (3, 4, 5)},
              {"target": ("cat", "deer", "dog")}, units="target: CIFAR-10 class index, cat 3, deer 4, dog 5"),),
         (MODELS["MobileNetV2"],), Images("cifar10-test", 1, 1), figures=("figure-12.17",),
         show=(Show("figure", "figure-12.17", x="generation", y=("probability_trace",), series="target"),),
@@ -164,7 +166,8 @@ PART_B = [
                                  "successfully perform a targeted attack."),)),
     Experiment(
         "onepixel-pixels", "1-, 3- and 5-pixel attacks on one image",
-        (Run("onepixel", {"population": 400, "generations": 100}, {"pixels": (1, 3, 5)}, {"pixels": (1, 3, 5)}),),
+        (Run("onepixel", {"population": 400, "generations": 100, **THESIS}, {"pixels": (1, 3, 5)},
+             {"pixels": (1, 3, 5)}),),
         (MODELS["MobileNetV2"],), Images("cifar10-test", 1, 1), figures=("figure-12.18",),
         show=(Show("figure", "figure-12.18", x="generation", y=("probability_trace",), series="pixels"),),
         notes="Model not stated; MobileNetV2 as in the thesis notebook's 3-pixel cell (commit 394c6f0).",
@@ -172,7 +175,7 @@ PART_B = [
                       claim_text="The performance increases with the number of pixels."),)),
     Experiment(
         "onepixel-hires", "10-pixel attack on a high-resolution photo (ImageNet model)",
-        (Run("onepixel", {"pixels": 10, "population": 1000, "generations": 100},
+        (Run("onepixel", {"pixels": 10, "population": 1000, "generations": 100, **THESIS},
              thesis={"pixels": 10, "population": 1000, "iterations": "not stated (notebook default 100)"}),),
         (IMAGENET_MODEL,), Images("natural-images", 1, 1), figures=("figure-12.19",),
         show=(Show("figure", "figure-12.19"),),
@@ -181,14 +184,15 @@ PART_B = [
                                  "high resolution image."),)),
     Experiment(
         "universal-l2", "Universal perturbations, ||v||_2 <= 15 (normalised units)",
-        (_univ_run(UNIV_L2, {"p": 2, "xi": 15, "delta": 0.2, "max_iter_uni": 10}),), CIFAR_MODELS, UNIV_IMAGES,
+        (_univ_run(UNIV_L2, {"p": 2, "xi": 15, "delta": 0.2, "max_iter_uni": 10}, compare={}),), CIFAR_MODELS,
+        UNIV_IMAGES,
         tables=("table-12.8",), figures=("figure-12.20", "figure-12.21"),
         show=(Show("table", "table-12.8"), Show("figure", "figure-12.20", y=("perturbation",)),
               Show("figure", "figure-12.21", y=("x_adv",))),
         notes="seconds_per_pass: fit time / passes (the table's Time (s)); passes: the table's Iters.",
         claims=(
             Claim("test fooling rate only slightly below that on X", "close_to", "fooling_rate",
-                  ref="table-12.8:fooling_rate_X", tol=0.03,
+                  ref="table-12.8:fooling_rate_X", tol=0.03, min_fit=1000,
                   claim_text="We can see how the fooling rate in the entire test set (consisting in 10.000 images) "
                              "is only slightly lower than the fooling rate obtained in the subset X used to compute "
                              "the universal perturbation"),
@@ -206,13 +210,13 @@ PART_B = [
         )),
     Experiment(
         "universal-linf", "Universal perturbations, ||v||_inf <= 0.5 (normalised units)",
-        (_univ_run(UNIV_LINF, {"p": "inf", "xi": 0.5, "delta": 0.2, "max_iter_uni": 10}),), CIFAR_MODELS,
+        (_univ_run(UNIV_LINF, {"p": "inf", "xi": 0.5, "delta": 0.2, "max_iter_uni": 10}, compare={}),), CIFAR_MODELS,
         UNIV_IMAGES, tables=("table-12.9",), figures=("figure-12.22",),
         show=(Show("table", "table-12.9"), Show("figure", "figure-12.22", y=("x_adv",))),
         notes="The thesis's 'The running times are lower' fails for InceptionV3 (141 s against 131 s).",
         claims=(
             Claim("DenseNet-169 above 80 % on the test set", "greater_than", "fooling_rate", value=0.80,
-                  models=("DenseNet-169",),
+                  models=("DenseNet-169",), scope="networks",
                   claim_text="The results are similar, but now we get a better fooling rate in DenseNet-169, "
                              "exceeding the 80% in the test set."),
             Claim("DenseNet-169 better than with L2", "greater_than", "fooling_rate", ref="table-12.8:fooling_rate",
@@ -221,7 +225,7 @@ PART_B = [
                   models=("ResNet-50",),
                   claim_text="In contrast, the fooling rate obtained in ResNet-50 has decreased a bit"),
             Claim("test fooling rate close to that on X", "close_to", "fooling_rate", ref="table-12.9:fooling_rate_X",
-                  tol=0.03, claim_text="In this case, we obtained slightly higher values in the fooling rates "
+                  tol=0.03, min_fit=1000, claim_text="In this case, we obtained slightly higher values in the fooling rates "
                                        "associated with the complete test set than in the set X"),
             Claim("faster per pass than L2", "less_than", "seconds_per_pass", ref="table-12.8:time",
                   models=("ResNet-50", "DenseNet-169", "MobileNetV2"), claim_text="The running times are lower."),
@@ -241,10 +245,10 @@ PART_B = [
             Claim("fooling rate grows with xi", "increasing", "fooling_rate", over="xi",
                   claim_text="As expected, the higher the value of ξ , the higher are the fooling rates."),
             Claim("levels around 90 % at the largest xi", "close_to", "fooling_rate", value=0.90, tol=0.07,
-                  at={"xi": "max"}, claim_text="It can be observed that above a certain value of ξ the increase is "
+                  at={"xi": "max"}, scope="networks", claim_text="It can be observed that above a certain value of ξ the increase is "
                                                "slower, reaching levels around 90% in both cases."),
             Claim("test fooling rate stays close to that on X", "close_to", "fooling_rate", ref=":fooling_rate_fit",
-                  tol=0.03, claim_text="We can also see how the overall fooling rate stays close to the fooling "
+                  tol=0.03, min_fit=1000, claim_text="We can also see how the overall fooling rate stays close to the fooling "
                                        "rate in X ."),
         )),
     Experiment(
@@ -275,7 +279,7 @@ PART_B = [
                   claim_text="We can see that the universal perturbations obtained for a concrete architecture "
                              "works well on different architectures to some extent."),
             Claim("MobileNetV2 fooled above 70 % by every perturbation", "greater_than", "fooling_rate", value=0.70,
-                  models=("MobileNetV2",),
+                  models=("MobileNetV2",), scope="networks",
                   claim_text="The model which is affected the most by perturbations obtained for other models is "
                              "MobileNetV2, where the fooling rates are higher to 70%, no matter which universal "
                              "perturbation we use."),
@@ -283,17 +287,16 @@ PART_B = [
                   value=("DenseNet-169", "ResNet-50", "InceptionV3", "MobileNetV2"),
                   claim_text="The universal perturbation obtained for DenseNet-169 is the one which more affects "
                              "the other models, followed by the perturbation obtained for ResNet-50."),
-            Claim("diagonal equals Table 12.8", "close_to", "fooling_rate", ref="table-12.8:fooling_rate", tol=0.005,
-                  at={"diagonal": True},
-                  claim_text="The percentages indicate the fooling rates in the CIFAR10 test set."),
+            # Dropped: "diagonal equals Table 12.8" is equal by construction in our reproduction (the
+            # same perturbation on the same images); it only checked the thesis's two tables agree.
             Claim("some pairs below 50 %", "less_than", "min_offdiagonal", value=0.50,
                   claim_text="There are some pairs of models where the 50% is not reached."),
         )),
     Experiment(
         "overall-hires", "FGSM, L2-DeepFool, L-inf-DeepFool and SparseFool on the same photos (ImageNet model)",
-        (Run("fgsm", {"clip": True}, {"eps": MIN_EPS_GRID}, mode="minimal"),
-         Run("deepfool", {"norm": 2, "overshoot": 0.02, "max_iter": 50, "candidates": 10, "clip": True}),
-         Run("deepfool", {"norm": "inf", "overshoot": 0.02, "max_iter": 50, "candidates": 10, "clip": True}),
+        (Run("fgsm", {"clip": True, **THESIS}, {"eps": MIN_EPS_GRID}, mode="minimal"),
+         Run("deepfool", {"norm": 2, "overshoot": 0.02, "max_iter": 50, "candidates": 10, "clip": True, **THESIS}),
+         Run("deepfool", {"norm": "inf", "overshoot": 0.02, "max_iter": 50, "candidates": 10, "clip": True, **THESIS}),
          Run("sparsefool", SPARSEFOOL, thesis=SPARSEFOOL_THESIS)),
         (IMAGENET_MODEL,), PHOTOS, figures=("figure-12.26",), show=(Show("figure", "figure-12.26", series="attack"),),
         notes="The thesis used ImageNet ResNet-50; FGSM's eps is not stated (raised until fooled here).",
