@@ -400,3 +400,25 @@ def test_table_shows_foolkits_algorithm_as_a_second_row_and_claims_ignore_it(tmp
     md = to_markdown(build(res, str(tmp_path / "none.sqlite"), tmp_path))
     assert "deepfool-l2 (deepfool: thesis; foolkit's algorithm as second rows, n = 100 images" in md
     assert "no targeted mode" in md
+
+
+def test_thesis_checkpoints_get_the_thesis_input_pipeline():
+    """A checkpoint for one of the thesis's four architectures is fed what the thesis's code fed
+    it (std 0.2023...); foolkit's own models and shipped weights keep their card's std."""
+    from foolkit.experiments.reproduce import Choice
+
+    assert Choice("cifar10/resnet50", "w.pt").normalization == "thesis"
+    assert Choice("cifar10/resnet50").normalization == "card"
+    assert Choice("cifar10/resnet20", "w.pt").normalization == "card"
+
+
+def test_normalization_is_part_of_a_runs_identity(tmp_path):
+    import foolkit as fk
+
+    data = ("cifar10", "test", 4)
+    a = fk.evaluate("cifar10/resnet20", "fgsm", data, tmp_path / "s.db", attack_params={"eps": 0.01})
+    b = fk.evaluate("cifar10/resnet20", "fgsm", data, tmp_path / "s.db", attack_params={"eps": 0.01},
+                    normalization="thesis")
+    assert a.run_id != b.run_id
+    with pytest.raises(ValueError, match="applies to model names"):
+        fk.evaluate(fk.models.load("cifar10/resnet20"), "fgsm", data, tmp_path / "t.db", normalization="thesis")

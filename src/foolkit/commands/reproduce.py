@@ -23,8 +23,8 @@ def add_arguments(p) -> None:
                         "first); "
                         "same as --sizes quick")
     p.add_argument("--sizes", choices=("quick", "cpu", "thesis"), default=None,
-                   help="sample sizes: quick; cpu (the thesis's experiments with samples cut to about 2 hours "
-                        "on 2 CPU cores, each cut listed in the report); thesis (default: the thesis's sizes)")
+                   help="sample sizes: quick; cpu (the thesis's experiments with samples cut; the planner "
+                        "estimates about 4 hours on 2 CPU cores, each cut listed in the report); thesis (default: the thesis's sizes)")
     p.add_argument("--only", action="append", metavar="IDS",
                    help="comma-separated experiment, table or figure ids (e.g. table-12.3,figure-12.2)")
     p.add_argument("--models", action="append", metavar="MODELS",

@@ -96,11 +96,14 @@ def run_hash(config: dict) -> str:
 
 
 # --- resolving the inputs ---------------------------------------------------------------------
-def _resolve_model(model: Any, checkpoint, device) -> tuple[nn.Module, dict, str]:
+def _resolve_model(model: Any, checkpoint, device, normalization: str = "card") -> tuple[nn.Module, dict, str]:
     from ..models.sources import ResolvedModel, resolve_model
 
     if isinstance(model, str):  # a registered name, a .pt2 file or file.py:function
-        model, checkpoint = resolve_model(model, checkpoint=checkpoint, device=device), None
+        model = resolve_model(model, checkpoint=checkpoint, device=device, normalization=normalization)
+        checkpoint = None
+    elif normalization != "card":
+        raise ValueError("normalization= applies to model names; pass it to resolve_model instead")
     if isinstance(model, ResolvedModel):  # identity: card + weights, or the file's content hash
         if checkpoint is not None:
             raise ValueError("checkpoint= applies to model names; pass it to resolve_model instead")
@@ -178,10 +181,10 @@ def is_universal(attack: Attack) -> bool:
     return callable(getattr(attack, "fit", None))
 
 
-def _fit_universal(attack, model, x) -> tuple[torch.Tensor, dict]:
+def _fit_universal(attack, model, x, y=None) -> tuple[torch.Tensor, dict]:
     """Compute the universal perturbation on X; returns (v [1,C,H,W] float32 on CPU, info)."""
     start = time.perf_counter()
-    attack.fit(model, x)
+    attack.fit(model, x, y)  # y: the thesis variant attacks only X's correctly classified images
     v = getattr(attack, "perturbation_", None)
     if not isinstance(v, torch.Tensor):
         raise ValueError(f"{type(attack).__name__}.fit set no perturbation_ tensor")
@@ -285,7 +288,7 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
              batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0, checkpoint=None, target: Any = None,
              attack_params: dict | None = None, fit_size: int | None = None, device: str | torch.device = "cpu",
              progress: bool | Callable[[dict], None] = False, store_images: bool = True, title: str | None = None,
-             shard: tuple[int, int] | None = None) -> Run:
+             shard: tuple[int, int] | None = None, normalization: str = "card", precision: str | None = None) -> Run:
     """Attack a data set batch by batch, storing every sample; resume what is already stored.
 
     Args:
@@ -304,6 +307,8 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
             batch composition changes the results, so resuming takes the same batch size.
         seed: base seed; each batch runs under ``seed`` and its start index.
         checkpoint: state_dict file for a registered model (instead of the shipped weights).
+        normalization: for a registered name, ``"card"`` or ``"thesis"`` (the std the thesis's
+            code fed its checkpoints); in the run's identity when not ``"card"``.
         target: None (untargeted), an int class or ``[N]`` classes.
         fit_size: universal perturbations (attacks with ``fit``): X = the first ``fit_size``
             images (default half of them); the rest are the unseen images.
@@ -315,6 +320,12 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
             (:mod:`foolkit.evaluation.shards`). Same run id in every shard; the run is complete
             once all its batches are stored (``foolkit merge`` combines the shards' stores).
             A universal perturbation is refitted in each shard from the same seed and fit set.
+        precision: None/"float32", "bf16" or "fp16": autocast for the attack's own forward and
+            backward passes (:mod:`foolkit.attacks.precision`); results are verified in float32.
+            Part of the run's identity when not float32.
+
+    On out-of-memory a batch is attacked in halves (quarters, ... one image) and one warning
+    names the size that worked (:mod:`foolkit.evaluation.oom`); the run stays the same run.
 
     Returns:
         :class:`Run`. Raises ``ValueError`` (bad input), ``StoreError`` (unusable store file).
@@ -322,6 +333,9 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     device = parse_device(device)  # "cuda" without CUDA: the CLI's clear ValueError, not torch's assert
+    from ..attacks.precision import attack_precision, check_precision
+    precision = check_precision(precision)
+    attack_precision(precision, device)  # a precision this device cannot autocast fails before any work
     shard = check_shard(shard)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
@@ -333,7 +347,7 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
     x, y, data_spec, classes = _resolve_data(data)
     from ..models.sources import prepare_model  # loads a .pt2 or a factory; checks the image size
     model, checkpoint = prepare_model(model, checkpoint, device, x.shape, data_spec.get("dataset"))
-    net, model_spec, model_title = _resolve_model(model, checkpoint, device)
+    net, model_spec, model_title = _resolve_model(model, checkpoint, device, normalization)
     n = len(x)
     num_classes = check_model_output(net, x[:1].to(device))
     if y is not None:
@@ -351,14 +365,14 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
     try:
         return _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, classes, tgt,
                          batch_size=batch_size, seed=seed, fit_size=fit_size, device=device, progress=progress,
-                         store_images=store_images, title=title, shard=shard)
+                         store_images=store_images, title=title, shard=shard, precision=precision)
     finally:
         if owns:
             st.close()
 
 
 def _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, classes, tgt, *, batch_size, seed,
-              fit_size, device, progress, store_images, title, shard=None) -> Run:
+              fit_size, device, progress, store_images, title, shard=None, precision="float32") -> Run:
     from .. import __version__
 
     n = len(x)
@@ -370,6 +384,8 @@ def _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, c
     config = {"model": model_spec, "attack": attack_spec, "data": data_spec, "seed": seed,
               "target": None if tgt is None else tensor_sha256(tgt), "fit_size": fit_size if universal else None,
               "batch_size": batch_size, "version": __version__}
+    if precision != "float32":  # float32 runs keep the ids they had before precision existed
+        config["precision"] = precision
     run_id = run_hash(config)
     # a non-default batch size is in the title too, so `foolkit show` tells such runs apart
     batch_note = "" if batch_size == DEFAULT_BATCH_SIZE else f" batch={batch_size}"
@@ -387,9 +403,10 @@ def _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, c
         if universal:  # fitted once per run, stored, reloaded on resume
             blob = st.artifact(run_id, "universal_perturbation")
             if blob is None:
-                with torch.random.fork_rng(devices=[]):
+                from ..attacks.precision import attack_precision
+                with torch.random.fork_rng(devices=[]), attack_precision(precision, device):
                     torch.manual_seed(seed)
-                    v, info = _fit_universal(attack, net, x_dev[:fit_size])
+                    v, info = _fit_universal(attack, net, x_dev[:fit_size], None if y_dev is None else y_dev[:fit_size])
                 st.set_artifact(run_id, "universal_fit", json.dumps(_jsonable(info)).encode())
                 st.set_artifact(run_id, "universal_perturbation", _store.encode_array(v.numpy()))
             else:
@@ -401,6 +418,8 @@ def _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, c
         if progress is True:
             bar = _progress_bar(len(mine), mine_done, title)
         tally = _metrics.compute(st.samples(run_id)) if done else {}
+        from .oom import OomSplitter, verify_in_parts
+        splitter = OomSplitter()
         fooled, attacked_n = tally.get("n_fooled", 0), tally.get("n_attacked", 0)
         for start in range(0, n, batch_size):
             if not in_shard(start // batch_size, shard):
@@ -412,15 +431,17 @@ def _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, c
             xb = x_dev[ix]
             yb = None if y_dev is None else y_dev[ix]
             tb = None if tgt is None else tgt[ix].to(device)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed * 1_000_003 + start)
-                result = attack(net, xb, yb, target=tb)
-            checks = verify_result(net, result)
+            # each batch (each part, when out of memory splits it) under its own seed
+            result, worked = splitter.attack(attack, net, xb, yb, target=tb, precision=precision,
+                                             start=start, base_seed=seed)
+            checks = verify_in_parts(net, result, worked)  # in parts that fit, after an out-of-memory split
             in_fit = (ix < fit_size) if universal else torch.zeros(len(ix), dtype=torch.bool)
             rows, blobs, run_level = _records(result, checks, todo, mean, start, in_fit, store_images)
             artifacts = {f"extra/{key}/batch{start}": _store.encode_array(
                 value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value)
                 for key, value in run_level.items() if isinstance(value, (torch.Tensor, np.ndarray))}
+            if worked < len(todo):  # attacked in parts after an out-of-memory error
+                artifacts[f"oom/batch{start}"] = _store.encode_array(np.asarray(worked))
             if st.insert_batch(run_id, rows, blobs, artifacts):
                 attacked_n += int(result.attacked.sum())
                 fooled += int(checks["verified"].sum())

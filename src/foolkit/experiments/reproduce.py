@@ -128,6 +128,12 @@ class Choice:
     def label(self) -> str:
         return self.name if self.checkpoint is None else f"{self.name} ({Path(self.checkpoint).name})"
 
+    @property
+    def normalization(self) -> str:
+        """"thesis" for the thesis's own architectures given a checkpoint: its code fed them
+        z = (x - mean) / (0.2023, 0.1994, 0.2010), not the training std; else "card"."""
+        return "thesis" if self.checkpoint is not None and self.name in MODELS.values() else "card"
+
 
 @dataclass
 class ModelMap:
@@ -378,7 +384,8 @@ class Context:
     def model(self, c: Choice):
         if c not in self._models:
             from ..models import registry
-            self._models[c] = registry.load(c.name, checkpoint=c.checkpoint, device=self.device)
+            self._models[c] = registry.load(c.name, checkpoint=c.checkpoint, device=self.device,
+                                            normalization=c.normalization)
         return self._models[c]
 
     def data(self, t: Task, exp: Experiment):
@@ -413,7 +420,8 @@ def model_xi(xi: float, model) -> float:
 def run_task(t: Task, exp: Experiment, ctx: Context, on_batch) -> dict:
     from ..evaluation import runner
     data = ctx.data(t, exp)
-    kwargs = dict(store=ctx.store, device=ctx.device, progress=on_batch, checkpoint=t.choice.checkpoint)
+    kwargs = dict(store=ctx.store, device=ctx.device, progress=on_batch, checkpoint=t.choice.checkpoint,
+                  normalization=t.choice.normalization)
     params = dict(t.params)
     if t.attack == "universal" and params.get("variant") == "thesis" and "xi" in params:
         params["xi"] = model_xi(params["xi"], ctx.model(t.choice))

@@ -317,7 +317,7 @@ def model_kind(spec: str) -> str:
 def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None = None,
                   mean: Sequence[float] | str | None = None, std: Sequence[float] | str | None = None,
                   input_size: Sequence[int] | str | None = None, classes: str | os.PathLike | Sequence[str] | None = None,
-                  device: str | torch.device = "cpu") -> ResolvedModel:
+                  device: str | torch.device = "cpu", normalization: str = "card") -> ResolvedModel:
     """Load a model from any source foolkit accepts.
 
     Args:
@@ -331,6 +331,9 @@ def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None
         input_size: ``(C,H,W)`` or ``(H,W)``; default the card's or the export's when known.
         classes: class names (a file, one a line, or a sequence); must match the output.
         device: where the module goes.
+        normalization: registered names only: ``"card"`` (the training mean/std) or
+            ``"thesis"`` (the std the thesis's code fed its checkpoints; see
+            :func:`foolkit.models.registry.load`). Part of the identity when not ``"card"``.
 
     Returns:
         :class:`ResolvedModel`. Raises :class:`ModelError` (one line) for unknown specs,
@@ -354,6 +357,8 @@ def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None
             raise ValueError(f"--mean/--std have {len(mean)} values for {size[0]}-channel input")
     dataset = None
     if isinstance(spec, nn.Module):
+        if normalization != "card":
+            raise ValueError(f"normalization={normalization!r} applies to registered names, not to a module")
         if checkpoint is not None:
             raise ValueError("checkpoint= applies to registered names and factories; load the weights into your module")
         kind, name, net = "module", type(spec).__name__, spec
@@ -365,13 +370,15 @@ def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None
     else:
         kind = model_kind(spec)
         name = spec if kind == "registered" else Path(spec.rpartition(":")[0] if kind == "factory" else spec).name
+        if normalization != "card" and kind != "registered":
+            raise ValueError(f"normalization={normalization!r} applies to registered names; {spec} is not one")
         if kind == "factory":
             name += ":" + spec.rpartition(":")[2]
         if kind == "registered":
             if mean is not None:
                 raise ValueError(f"{spec} normalises its input itself (its card's mean and std); drop --mean/--std")
             card = registry.card(spec)
-            net = registry.load(spec, checkpoint=checkpoint, device=device)
+            net = registry.load(spec, checkpoint=checkpoint, device=device, normalization=normalization)
             dataset = card.dataset
             card_size = (3, int(card.input_size), int(card.input_size))
             if size is not None and size != card_size and card.dataset == "cifar10":
@@ -379,6 +386,8 @@ def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None
                                  f"{'x'.join(map(str, size))}")
             size = size or card_size
             store_spec = _registered_spec(spec, net, checkpoint)
+            if normalization != "card":  # another input pipeline gives other results
+                store_spec["normalization"] = normalization
             identity = _sha(json.dumps(store_spec, sort_keys=True, default=str))
             if names is None:
                 from ..data import class_names
