@@ -88,7 +88,7 @@ def test_report_is_self_contained_html(store, tmp_path):
     out = write_report(store, tmp_path / "out" / "report.html")
     text = out.read_text(encoding="utf-8")
     parser = check_html(text)
-    assert parser.tables == 1
+    assert parser.tables == 1 + text.count("<h3>")  # the metrics table, and one per optimality block
     titles = [h for h in parser.h2 if h != "Metrics"]
     assert titles[0] == "deepfool <b>L2</b>"  # escaped: shown as text, not markup
     assert "<b>L2</b>" not in text
@@ -103,7 +103,7 @@ def test_render_matches_cli(store, tmp_path, capsys):
     assert main(["report", str(store), "-o", str(out), "--images", "2"]) == 0
     assert "wrote" in capsys.readouterr().out
     check_html(out.read_text(encoding="utf-8"))
-    assert render(store).count("<h2") == len(fk.evaluation.runs_in(store)) + 1
+    assert render(store).count("<h2") == len(fk.evaluation.runs_in(store)) + 2  # + Metrics, + optimality
 
 
 def test_report_of_empty_store(tmp_path):
@@ -159,3 +159,34 @@ def test_grid_captions_state_the_scale_used(monkeypatch):
     assert captions[0] == "1 99.9%"
     plots.perturbation_image(big)
     assert figures[1].axes[0].get_title() == "universal perturbation shrunk ×0.625"
+
+
+# --- issue #21: how close to minimal ---------------------------------------------------------------------------
+def test_report_has_security_curves_and_optimality(store):
+    text = render(store)
+    parser = check_html(text)
+    assert "How close to minimal? Security curves and optimality" in parser.h2
+    section = text[text.index('id="optimality"'):]
+    assert "<h3>Affine, L2</h3>" in section  # the DeepFool L2 run (and the universal L2 one, if there)
+    assert "Best-known ρ̂2 = " in section and "security curves, Affine, L2" in section
+    assert section.count("data:image/png;base64,") == section.count("<h3>")  # one figure per model and norm
+
+
+def test_report_with_one_run_is_optimal_against_itself(tmp_path):
+    path = tmp_path / "one.db"
+    model = make_affine(shape=(3, 32, 32), dtype=torch.float32, seed=5)
+    x, _ = fk.data.load("cifar10", "test", n=6)  # labels = the clean predictions: all six attacked
+    fk.evaluate(model, fk.attacks.DeepFool(norm="inf"), x, path, batch_size=6)
+    text = render(path)
+    check_html(text)
+    section = text[text.index('id="optimality"'):]
+    assert "<h3>Affine, L∞</h3>" in section and "over 6 images" in section
+    assert "<td>1.000</td>" in section and "+0 %" in section
+
+
+def test_report_without_norm_runs_has_no_optimality_section(tmp_path):
+    path = tmp_path / "traced.db"
+    x, _ = fk.data.load("cifar10", "test", n=4)
+    fk.evaluate(make_affine(shape=(3, 32, 32), dtype=torch.float32, seed=5), TracedNoise(), x, path)
+    text = render(path)
+    assert 'id="optimality"' not in text and text.count("<h2") == 2

@@ -8,6 +8,9 @@ HELP = "metrics table (thesis columns) of every run in a run store"
 def add_arguments(p) -> None:
     p.add_argument("store", help="SQLite run store written by `foolkit attack` or `foolkit demo`")
     p.add_argument("--details", action="store_true", help="also the accuracies, claimed vs verified and run ids")
+    p.add_argument("--best", action="store_true",
+                   help="also, per model and norm, the best-known ρ̂ (smallest verified perturbation of any run, "
+                        "per image) and each run's AttackBench optimality and ρ̂ gap")
 
 
 def run(args) -> int:
@@ -30,4 +33,7 @@ def run(args) -> int:
     if args.details:
         for (r, m), title in zip(rows, titles):
             print(f"\n{r['run_id']}  {title}\n  {metrics.describe(m)}")
+    if args.best:
+        from ..evaluation.optimality import format_best, frontier
+        print("\n" + format_best(frontier(args.store)))
     return 0

@@ -109,18 +109,36 @@ def _run_section(store: Store, info: dict, max_images: int, max_traces: int) -> 
     return section
 
 
+def _frontier_section(store: Store) -> list[dict]:
+    """How close to minimal: per model and norm, the security curves (a figure) and each run's
+    optimality and ρ̂ gap against the best known (:mod:`foolkit.evaluation.optimality`)."""
+    from ..evaluation import optimality as _opt
+
+    groups = _opt.frontier(store)
+    out = []
+    for g in groups:
+        for s in _opt.summarize([g]):
+            lines, notes = _opt.curves(g, s["norm"])
+            s["notes"] = notes
+            if lines:
+                s["uri"] = plots.data_uri(plots.security_curves(lines, s["label"], f"{g.model}, {s['label']}"))
+            out.append(s)
+    return out
+
+
 def render(path: str | os.PathLike, max_images: int = 6, max_traces: int = 6) -> str:
     """The report of every run in ``path`` as an HTML string."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     with Store(path, readonly=True) as store:
         sections = [_run_section(store, info, max_images, max_traces) for info in store.runs()]
+        frontier = _frontier_section(store)
     columns = [{"key": k, "header": h, "fmt": f, "scale": s} for k, h, f, s in _metrics.TABLE_COLUMNS]
     env = Environment(loader=PackageLoader("foolkit.report", "templates"), autoescape=select_autoescape(["html", "j2"]))
     env.filters["fmt"] = _fmt
     template = env.get_template("report.html.j2")
     from .. import __version__
-    return template.render(store=str(path), sections=sections, columns=columns,
+    return template.render(store=str(path), sections=sections, columns=columns, frontier=frontier,
                            describe=_metrics.describe, version=__version__,
                            generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"))
 

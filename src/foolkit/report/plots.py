@@ -106,3 +106,30 @@ def perturbation_image(v: np.ndarray, title: str = "") -> bytes:
     ax.set_xticks([])
     ax.set_yticks([])
     return _png(fig)
+
+
+def security_curves(curves: Sequence[dict], norm_label: str = "L2", title: str = "") -> bytes:
+    """Robust accuracy against ε (a security curve per attack, plus the best known).
+
+    curves: dicts with ``label`` and either ``eps``/``acc`` (``[K]`` arrays, a step curve drawn
+    ``where="post"``) or ``point`` = ``(eps, acc)`` (a fixed-budget attack, drawn as a marker);
+    ``best=True`` marks the best-known curve (drawn black, dashed). acc in [0, 1].
+    """
+    fig = _figure(6, 3.4)
+    ax = fig.add_subplot(1, 1, 1)
+    for c in curves:
+        if "point" in c:
+            ax.plot([c["point"][0]], [c["point"][1]], marker="o", linestyle="none", label=c["label"])
+        elif c.get("best"):
+            ax.step(c["eps"], c["acc"], where="post", color="black", linestyle="--", linewidth=1.6, label=c["label"])
+        else:
+            ax.step(c["eps"], c["acc"], where="post", linewidth=1.2, label=c["label"])
+    ax.set_xlabel(f"ε ({norm_label} norm of the perturbation)")
+    ax.set_ylabel("robust accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(left=0)
+    ax.grid(True, linewidth=0.3)
+    ax.legend(fontsize=7, loc="best")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _png(fig)
