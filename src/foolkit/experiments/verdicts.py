@@ -399,6 +399,9 @@ def _check_claim(exp: Experiment, claim, results: dict) -> dict:
         return _not_checkable(status)
     if claim.check == "visual":
         return _not_checkable("illustrative figure: see " + ", ".join(exp.figures))
+    if claim.check == "custom":  # issues #21 / #22: the experiment's own rule, same statistics
+        from . import part4, stronger
+        return (stronger if exp.id == "table-12.3-stronger" else part4).check(exp, claim, entry, results)
     columns = results.get("columns", {})
     dedicated = set(results.get("dedicated", []))
     points = entry["points"]
