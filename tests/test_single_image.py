@@ -374,3 +374,28 @@ def test_animated_gif_is_named_once_in_the_image_line(tmp_path, capsys):
     assert rc == 0, captured.err
     assert "animated (3 frames): the first frame is used" in captured.out.splitlines()[0]
     assert "UserWarning" not in captured.err
+
+
+def test_one_image_takes_any_model_source_and_its_options(tmp_path, capsys):
+    """--image / --cifar-index with a factory file, --mean/--std, --input-size and --classes
+    (before, only registered names, and those options were silently ignored)."""
+    (tmp_path / "nets.py").write_text(
+        "import torch\n"
+        "def make():\n"
+        "    torch.manual_seed(0)\n"
+        "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))\n")
+    (tmp_path / "names.txt").write_text("\n".join(f"kind{i}" for i in range(10)))
+    factory = f"{tmp_path / 'nets.py'}:make"
+    rc = cli.main(["attack", "--cifar-index", "3", "--model", factory, "--mean", "0.5,0.5,0.5", "--std",
+                   "0.25,0.25,0.25", "--classes", str(tmp_path / "names.txt"), "--out", str(tmp_path / "a.png")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "model: nets.py:make" in out and "kind" in out
+    Image.fromarray(np.full((40, 50, 3), 128, np.uint8)).save(tmp_path / "grey.png")
+    rc = cli.main(["attack", "--image", str(tmp_path / "grey.png"), "--model", factory, "--out", str(tmp_path / "b.png")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "input size is unknown" in err  # a factory says no size
+    rc = cli.main(["attack", "--image", str(tmp_path / "grey.png"), "--model", factory, "--input-size", "3,32,32",
+                   "--out", str(tmp_path / "c.png")])
+    assert rc == 0 and "resized to" in capsys.readouterr().out
+    result, _ = fk.attack_image(tmp_path / "grey.png", model=factory, size=32, mean=(0.5,) * 3, std=(0.25,) * 3)
+    assert result.extra["model"] == "nets.py:make" and len(result) == 1

@@ -100,19 +100,52 @@ def load_for_model(path: str | os.PathLike, size: int) -> tuple[torch.Tensor, di
 
 
 # --------------------------------------------------------------------------- model, attack, target
-def _model_and_card(model, checkpoint=None, device="cpu", size=None):
-    """``(nn.Module, name, input size, dataset or None)`` for a registered name or a module."""
-    from .models import registry
+def resolve_image_model(model, *, checkpoint=None, mean=None, std=None, input_size=None, classes=None,
+                        device="cpu", size: int | None = None):
+    """The model of a one-image attack, from any source :func:`foolkit.models.sources.resolve_model`
+    takes (registered name, ``.pt2``, ``file.py:function``, ``hf:DIR``, ``nn.Module``) or a
+    :class:`~foolkit.models.sources.ResolvedModel`. -> ``(resolved, square input size)``.
 
-    if isinstance(model, nn.Module):
-        if size is None:
-            raise ValueError("pass size=INPUT_SIZE (e.g. 224) when the model is an nn.Module, not a registered name")
-        return model.eval(), type(model).__name__, int(size), None
-    if not isinstance(model, str):
-        raise ValueError(f"model must be a registered name or an nn.Module, got {type(model).__name__}")
-    c = registry.card(model)
-    net = registry.load(model, checkpoint=checkpoint, device=device)
-    return net, model, int(size or c.input_size), c.dataset
+    ``classes`` may also be ``"cifar10"`` / ``"imagenet"`` (those data sets' names); ``size``
+    (an int) is ``input_size=(3, size, size)``. The photo is cropped to a square RGB image, so
+    the model must take 3 x S x S input; its size must be known (card, export, or given).
+    """
+    from .models.sources import ResolvedModel, resolve_model
+
+    named = None
+    if isinstance(classes, str) and classes in ("cifar10", "imagenet"):
+        named, classes = tuple(_class_names(classes, None)), None
+    if size is not None:
+        if input_size is not None:
+            raise ValueError("give size= or input_size=, not both")
+        input_size = (3, int(size), int(size))
+    if isinstance(model, ResolvedModel):
+        given = [k for k, v in (("checkpoint", checkpoint), ("mean", mean), ("std", std),
+                                ("input_size", input_size), ("classes", classes)) if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply when the model is given by name; pass them to resolve_model")
+        resolved = model
+        resolved.module.to(device)
+    elif isinstance(model, (str, nn.Module)):
+        resolved = resolve_model(model, checkpoint=checkpoint, mean=mean, std=std, input_size=input_size,
+                                 classes=classes, device=device)
+    else:
+        raise ValueError(f"model must be a registered name, a model file, file.py:function or an nn.Module, "
+                         f"got {type(model).__name__}")
+    if named is not None:
+        if len(named) != resolved.num_classes:
+            raise ValueError(f"{resolved.name} outputs {resolved.num_classes} classes, not the {len(named)} "
+                             f"of the names given")
+        resolved.classes = named
+    elif resolved.classes is None and resolved.dataset in ("cifar10", "imagenet"):
+        resolved.classes = tuple(_class_names(None, resolved.dataset))
+    shape = resolved.input_size
+    if shape is None:
+        raise ValueError(f"{resolved.name}: its input size is unknown; give it (--input-size 3,H,W, or size=)")
+    if shape[0] != 3 or shape[1] != shape[2]:
+        raise ValueError(f"{resolved.name} takes {'x'.join(map(str, shape))} input; a photo is cropped to a square "
+                         f"RGB image, 3xSxS")
+    return resolved, int(shape[1])
 
 
 def make_attack(attack, params: dict | None = None) -> Attack:
@@ -215,19 +248,26 @@ def _class_names(classes, dataset):
 
 def attack_image(path: str | os.PathLike, model: str | nn.Module = DEFAULT_IMAGE_MODEL,
                  attack: str | Attack = DEFAULT_ATTACK, *, target: int | str | None = None,
-                 checkpoint: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-                 classes=None, size: int | None = None, **params: Any) -> tuple[AttackResult, Any]:
+                 checkpoint: str | os.PathLike | None = None, device: str | torch.device | None = None,
+                 classes=None, size: int | None = None, mean=None, std=None, precision: str | None = None,
+                 **params: Any) -> tuple[AttackResult, Any]:
     """Attack one photo and draw the result.
 
     Args:
         path: an image file (any format and colour mode Pillow reads).
-        model: a registered model name (its card gives the input size and the class names) or
-            an ``nn.Module`` (then pass ``size`` and, for names, ``classes``).
+        model: any model source :func:`foolkit.models.sources.resolve_model` takes: a
+            registered name (its card gives the input size and the class names), ``net.pt2``,
+            ``file.py:function``, ``hf:DIR``, an ``nn.Module`` (then pass ``size``), or a
+            :class:`~foolkit.models.sources.ResolvedModel`.
         attack: a registry name (``"deepfool"``, ``"fgsm"``, ``"sparsefool"``, ...) or an instance.
         target: a class index or name for a targeted attack.
-        checkpoint: a state_dict for a model that ships no weights.
-        classes: class names (a sequence or ``"cifar10"`` / ``"imagenet"``); default from the card.
-        size: the input size (default the card's ``input_size``).
+        checkpoint: a state_dict (``.pt`` or ``.safetensors``) for a registered name or a factory.
+        device: where the model and the image go (``"cpu"``, ``"cuda"``, ``"cuda:N"``); None: an
+            ``nn.Module``'s own device, else the CPU.
+        classes: class names (a sequence, a file, or ``"cifar10"`` / ``"imagenet"``); default from the card.
+        size: the square input size S (the model takes 3 x S x S; default the card's or the export's).
+        mean, std: the normalisation the network expects (foolkit applies it; the attack sees [0,1] pixels).
+        precision: None/"float32", "bf16" or "fp16" for the attack's own passes (verified in float32).
         **params: the attack's parameters (``norm="inf"``, ``eps=0.01``, ...).
 
     Returns:
@@ -235,24 +275,28 @@ def attack_image(path: str | os.PathLike, model: str | nn.Module = DEFAULT_IMAGE
         says how it was cropped, ``["description"]`` in one line; the figure's subtitle shows it)
         and the figure of :func:`foolkit.show`. Nothing is printed.
     """
+    from .evaluation.oom import OomSplitter
     from .machine import parse_device
     from .visualize import show
 
+    if device is None:  # the model's own device
+        module = getattr(model, "module", model)
+        device = next((p.device for p in module.parameters()), "cpu") if isinstance(module, nn.Module) else "cpu"
     device = parse_device(device)  # "cuda" without CUDA: a clear ValueError, not torch's assert
-    net, model_name, size, dataset = _model_and_card(model, checkpoint, device, size)
+    resolved, size = resolve_image_model(model, checkpoint=checkpoint, mean=mean, std=std, classes=classes,
+                                         device=device, size=size)
     atk = make_attack(attack, params)
     x, info = load_for_model(path, size)
-    names = _class_names(classes, dataset)
+    names = resolved.classes
     x = x.to(device)
-    with torch.no_grad():
-        num_classes = net(x).shape[1]
-    tgt = resolve_target(target, names, num_classes)
-    result = atk(net, x, target=tgt)
+    tgt = resolve_target(target, names, resolved.num_classes)
+    # one image: nothing to split, but out of memory becomes one line naming what to change
+    result, _ = OomSplitter().attack(atk, resolved.module, x, target=tgt, precision=precision)
     result.extra["image"] = info
-    result.extra["model"] = model_name
-    fig = show(result, 0, names, subtitle=f"{model_name}: {info['description']}")
+    result.extra["model"] = resolved.name
+    fig = show(result, 0, names, subtitle=f"{resolved.name}: {info['description']}")
     return result, fig
 
 
 __all__ = ["apply_perturbation", "attack_image", "describe_crop", "load_for_model", "make_attack",
-           "resolve_target"]
+           "resolve_image_model", "resolve_target"]

@@ -314,7 +314,8 @@ class Attack:
     def _check_call(self, x: torch.Tensor) -> None:
         """Per-call parameter checks that depend on the batch (override where needed)."""
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: Any = None, *, target: Any = None) -> AttackResult:
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: Any = None, *, target: Any = None,
+                 precision: Any = None) -> AttackResult:
         """Attack a batch.
 
         Args:
@@ -322,11 +323,17 @@ class Attack:
             x: images ``[N,C,H,W]``, float in [0,1], on the model's device. Never modified.
             y: true labels ``[N]`` (int64) or None (then the clean predictions are attacked).
             target: target classes ``[N]`` or an int, for a targeted attack; None: untargeted.
+            precision: None/"float32", "bf16" or "fp16": autocast for the attack's own forward
+                and backward passes (:mod:`foolkit.attacks.precision`); the clean pass and the
+                verification stay in the model's dtype, so low-precision-only successes do not count.
 
         Returns:
             :class:`AttackResult`, success verified by a fresh forward pass.
         """
+        from .precision import attack_precision, check_precision, full_precision
+
         start = time.perf_counter()
+        precision = check_precision(precision)
         x = validate_images(x)
         check_model(model, x)
         self._check_call(x)
@@ -336,7 +343,7 @@ class Attack:
         model.eval()
         try:
             counter = Counter()
-            with forward_errors_explained(model, x):
+            with forward_errors_explained(model, x), full_precision(x.device):
                 clean_logits = self._clean_pass(model, x, y, target, counter)
             clean_logits = wide_logits(check_logits(clean_logits, len(x)).detach())
             counter.cache["clean_logits"] = clean_logits
@@ -353,8 +360,9 @@ class Attack:
             extra: dict[str, Any] = {}
             idx = attacked.nonzero().squeeze(1)
             if len(idx):
-                xa, it, ex = self._run(model, x[idx].detach().clone(), label[idx],
-                                       None if tgt is None else tgt[idx], counter, idx)
+                with attack_precision(precision, x.device):
+                    xa, it, ex = self._run(model, x[idx].detach().clone(), label[idx],
+                                           None if tgt is None else tgt[idx], counter, idx)
                 x_adv[idx] = xa.detach().to(x.dtype)
                 iterations[idx] = it.to(torch.long)
                 for key, value in ex.items():
@@ -364,7 +372,10 @@ class Attack:
                         extra[key] = full
                     else:
                         extra[key] = value
-            adv_label, adv_probs = predict(model, x_adv)
+            if precision != "float32":
+                extra["precision"] = precision
+            with full_precision(x.device):  # verified in the model's dtype, whatever the attack ran in
+                adv_label, adv_probs = predict(model, x_adv)
             adv_conf = adv_probs.gather(1, adv_label[:, None]).squeeze(1)
             if tgt is None:
                 success = attacked & (adv_label != label)

@@ -36,6 +36,7 @@ import torch
 from .. import norms as _norms
 from .base import Attack, Counter, check_nonnegative, check_positive_int, check_variant, wide_logits
 from .deepfool_thesis import run_deepfool_thesis
+from .precision import full_precision
 
 
 class DeepFool(Attack):
@@ -110,7 +111,9 @@ class DeepFool(Attack):
 
         for step in range(self.max_iter):
             if step > 0:  # drop the images already fooled before paying for gradients
-                with torch.no_grad():
+                # the stop test in the model's dtype: under precision="bf16" only the steps are
+                # low precision, so an image stops once it is fooled in float32 (as verified)
+                with torch.no_grad(), full_precision(device):
                     pred = model(x_cur[active]).argmax(1)
                 counter.forward += len(active)
                 still = pred == label[active] if target is None else pred != target[active]

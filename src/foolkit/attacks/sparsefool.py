@@ -54,6 +54,7 @@ import torch
 from .base import (Attack, Counter, check_nonnegative, check_positive_int, check_variant, input_gradient,
                    wide_logits)
 from .deepfool import DeepFool
+from .precision import full_precision
 from .sparsefool_thesis import run_sparsefool_thesis
 
 _BETA = 1e-3
@@ -201,7 +202,7 @@ class SparseFool(Attack):
             cand = torch.minimum(torch.maximum(x0[active] + scale * (x_new - x0[active]), lb[active]), ub[active])
             x_adv[active] = cand
             iterations[active] += 1
-            with torch.no_grad():
+            with torch.no_grad(), full_precision(device):  # the stop test in float32 under precision="bf16"
                 logits = wide_logits(model(cand))
             counter.forward += len(active)
             still = logits.argmax(1) == lab

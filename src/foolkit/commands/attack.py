@@ -4,6 +4,7 @@
     foolkit attack --image PATH [--model NAME] --attack NAME [params] [--out x.png]   # one image
     foolkit attack --cifar-index N --attack NAME                                  # one bundled image
     ... [--device cpu|cuda|cuda:N]                                                # where to run (default cpu)
+    ... [--precision bf16|fp16]              # autocast for the attack's passes; results verified in float32
 
 Every keyword-only parameter of every available attack class is a flag (``--norm``,
 ``--overshoot``, ``--max-iter``, ``--eps``, ...), converted to the type its annotation names
@@ -22,7 +23,7 @@ HELP = "attack a model on a data set, storing every sample in SQLite (rerun to r
 # Runner options; an attack parameter with one of these names gets the flag --attack-NAME.
 RUNNER_OPTIONS = {"model", "attack", "n", "data", "split", "batch_size", "seed", "checkpoint", "out", "target",
                   "fit_size", "quiet", "debug", "help", "image", "cifar_index", "perturbation", "device", "force",
-                  "shard", "mean", "std", "input_size", "classes"}
+                  "shard", "mean", "std", "input_size", "classes", "precision"}
 PARAM_PREFIX = "param__"
 # What a parameter's values mean, where the defaults alone do not say (shown in --help).
 PARAM_NOTES = {"mode": "universal: faithful (one image at a time, the authors' loop) or batched (DeepFool on "
@@ -61,7 +62,7 @@ def add_arguments(p) -> None:
 
     p.usage = "foolkit attack --model NAME --attack NAME [attack parameters] [--n N] [--out FILE] [options]"
     p.add_argument("--model", default=None, help="registered name (see `foolkit models`), net.pt2 (torch.export) "
-                   "or file.py:function (a factory: Python code, run because you name it); one image: "
+                   "file.py:function (a factory: Python code, run because you name it) or hf:DIR (transformers); one image: "
                    "default imagenet/efficientnet-lite0 (--image) or cifar10/resnet20 (--cifar-index)")
     p.add_argument("--attack", default=None, help="attack name (see `foolkit attacks`); one image: default deepfool")
     p.add_argument("--image", default=None, metavar="PATH",
@@ -87,6 +88,9 @@ def add_arguments(p) -> None:
                    help="universal perturbations: images of the set X (default half of --n)")
     p.add_argument("--device", default="cpu", metavar="DEVICE",
                    help="where the model and images go: cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--precision", default="float32", choices=("float32", "bf16", "fp16"),
+                   help="autocast the attack's forward and backward passes to bf16 or fp16 (default float32); "
+                        "every result is verified in float32, and a low-precision run is another run in the store")
     p.add_argument("--shard", default=None, metavar="K/N",
                    help="run only shard K of N (1 <= K <= N): the batches b with b %% N == K-1; same run id in "
                         "every shard, combine the shards' stores with `foolkit merge`")
@@ -157,7 +161,8 @@ def run(args) -> int:
     model = resolve_from_args(args, device=device)  # bad models fail before any data is read
     run_ = evaluate(model, attack, ("cifar10", args.split, args.n, args.data), args.out,
                     batch_size=args.batch_size, seed=args.seed, target=args.target,
-                    fit_size=args.fit_size, device=device, progress=not args.quiet, shard=shard)
+                    fit_size=args.fit_size, device=device, progress=not args.quiet, shard=shard,
+                    precision=getattr(args, "precision", None))
     m = run_.metrics()
     print(metrics.format_table([(run_.title, m)]))
     print(metrics.describe(m))

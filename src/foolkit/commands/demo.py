@@ -39,6 +39,7 @@ def add_arguments(p) -> None:
     p.add_argument("--report", default=None, help=f"HTML report (default {DEFAULT_REPORT})")
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="weights for resnet20 instead of the shipped ones")
     p.add_argument("--batch-size", type=int, default=100, help="images per committed batch")
+    p.add_argument("--device", default="cpu", metavar="DEVICE", help="where the model runs: cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
@@ -74,6 +75,9 @@ def run(args) -> int:
     from ..models.registry import load as load_model
     from ..report import write_report
 
+    from ..machine import parse_device
+
+    device = parse_device(getattr(args, "device", None) or "cpu")  # a bad name fails before any work
     if args.n < 1 or args.n > 1000:
         raise ValueError(f"--n must be between 1 and 1000 (the bundled images), got {args.n}")
     if args.batch_size < 1:
@@ -85,7 +89,7 @@ def run(args) -> int:
                                    force=args.force, create_folder=args.report is None))
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    model = load_model(MODEL, checkpoint=args.checkpoint)
+    model = load_model(MODEL, checkpoint=args.checkpoint, device=device)
     x_all, y_all = load("cifar10", "test")
     print(f"{MODEL} on the 1,000 bundled CIFAR-10 test images (Table 11.4)")
     print(clean_accuracy(model, x_all, y_all, CIFAR10_CLASSES).format())
@@ -99,7 +103,7 @@ def run(args) -> int:
     for title, attack in attacks:
         try:
             run_ = evaluate(MODEL, attack, ("cifar10", "test", args.n), args.out, batch_size=args.batch_size,
-                            checkpoint=args.checkpoint, progress=not args.quiet, title=title)
+                            checkpoint=args.checkpoint, progress=not args.quiet, title=title, device=device)
         except Exception as exc:  # one broken attack must not hide the others' results
             if getattr(args, "debug", False):
                 raise

@@ -15,6 +15,7 @@ def add_arguments(p) -> None:
                    "(one model only)")
     from ..models.sources import add_model_options
     add_model_options(p)  # --mean --std --input-size --classes (one model only)
+    p.add_argument("--device", default="cpu", metavar="DEVICE", help="where the model runs: cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -22,8 +23,10 @@ def run(args) -> int:
     from ..data import class_names, load
     from ..evaluation.clean import clean_accuracy
     from ..models.registry import ModelError, card, list_models
+    from ..machine import parse_device
     from ..models.sources import resolve_from_args
 
+    device = parse_device(getattr(args, "device", None) or "cpu")  # a bad name fails before any work
     options = [f for f in ("checkpoint", "mean", "std", "input_size", "classes") if getattr(args, f, None)]
     if options and len(args.model) > 1:
         raise ValueError(f"--{options[0].replace('_', '-')} applies to one model; name a single model")
@@ -33,7 +36,7 @@ def run(args) -> int:
                              f"(attack photos with `foolkit attack --image PATH --model {name}`)")
     models = []
     for name in args.model:  # every model loads (or fails) before the data is read
-        resolved = resolve_from_args(args, name)
+        resolved = resolve_from_args(args, name, device=device)
         if resolved.num_classes != 10:
             raise ModelError(f"{resolved.name} outputs {resolved.num_classes} classes; foolkit eval measures "
                              f"CIFAR-10 models (10 classes)")

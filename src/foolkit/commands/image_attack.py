@@ -15,7 +15,7 @@ from ..files import PNG_SOFTWARE, atomic_path, check_output
 from ..machine import parse_device
 from ..single_image import (DEFAULT_ATTACK, DEFAULT_CIFAR_MODEL, DEFAULT_IMAGE_MODEL, PARAM_PREFIX,
                             _class_names, apply_perturbation, load_for_model,
-                            make_attack, resolve_target)
+                            make_attack, resolve_image_model, resolve_target)
 from ..visualize import format_percent
 
 
@@ -86,7 +86,9 @@ def run_image_command(args) -> int:
     Reads from ``args`` (missing attributes take the defaults):
         image (path or None), cifar_index (int or None) -- exactly one of them;
         model (None: imagenet/efficientnet-lite0 for --image, cifar10/resnet20 for --cifar-index;
-        with --perturbation: the model in the file's card); checkpoint (None);
+        with --perturbation: the model in the file's card): a registered name, ``net.pt2``,
+        ``file.py:function`` or ``hf:DIR``; checkpoint, mean, std, input_size, classes (None);
+        precision (None/"float32", "bf16", "fp16");
         attack ("deepfool"); attack parameters as ``param__<name>`` text (e.g. ``param__norm="inf"``);
         target (None, a class index or name); out (None: ``<image>-<attack>.png``);
         perturbation (None, or a file of ``foolkit fit-universal``); data (CIFAR-10 root, None);
@@ -95,7 +97,8 @@ def run_image_command(args) -> int:
     Returns 0; user errors raise ``ValueError`` / ``DataError`` / ``ModelError`` (one line).
     """
     from ..data.cifar10 import load as load_cifar
-    from ..models import registry
+    from ..evaluation.oom import OomSplitter
+    from ..models.sources import resolve_from_args
     from ..visualize import show
 
     image = getattr(args, "image", None)
@@ -121,14 +124,28 @@ def run_image_command(args) -> int:
             model_name = universal.model
         else:
             model_name = DEFAULT_CIFAR_MODEL if cifar_index is not None else DEFAULT_IMAGE_MODEL
-    c = registry.card(model_name)  # unknown names fail before any file is read
-    size = int(c.input_size)
-    names = _class_names(None, c.dataset)
+    if cifar_index is not None and getattr(args, "input_size", None) is None:
+        from ..models.registry import card, list_models
+        if model_name in list_models() and card(model_name).dataset != "cifar10":
+            raise ValueError(f"--cifar-index needs a CIFAR-10 model; {model_name} is a "
+                             f"{card(model_name).dataset} model")
+        if model_name not in list_models():
+            args.input_size = "3,32,32"  # what a bundled CIFAR-10 image is, when the model does not say
+    # any source (registered, .pt2, factory, hf:), with --checkpoint/--mean/--std/--input-size/--classes;
+    # a bad model fails before any image is read
+    spec = model_name
+    resolved = resolve_from_args(args, model_name, device=device)
+    if getattr(args, "classes", None) is None and resolved.classes is None and cifar_index is not None \
+            and resolved.num_classes == 10:
+        resolved.classes = tuple(_class_names("cifar10", None))  # a CIFAR-10 model without its own names
+    resolved, size = resolve_image_model(resolved, device=device)
+    net, names, model_name = resolved.module, resolved.classes, resolved.name
 
     true_label = None
     if cifar_index is not None:
-        if c.dataset != "cifar10":
-            raise ValueError(f"--cifar-index needs a CIFAR-10 model; {model_name} is a {c.dataset} model")
+        if resolved.dataset not in (None, "cifar10") or size != 32 or resolved.num_classes != 10:
+            raise ValueError(f"--cifar-index needs a CIFAR-10 model (3x32x32 images, 10 classes); {model_name} "
+                             f"takes 3x{size}x{size} into {resolved.num_classes} classes")
         if isinstance(cifar_index, bool) or not isinstance(cifar_index, (int, np.integer)):
             try:
                 cifar_index = int(cifar_index)
@@ -144,7 +161,8 @@ def run_image_command(args) -> int:
         stem = f"cifar10-{cifar_index}"
         info = {"path": f"cifar10 test #{cifar_index}", "mode": "RGB", "original_size": (32, 32),
                 "resized_size": (32, 32), "crop_box": (0, 0, 32, 32),
-                "description": f"CIFAR-10 test image #{cifar_index} (32x32, true class {names[true_label]}), used as is"}
+                "description": f"CIFAR-10 test image #{cifar_index} (32x32, true class "
+                               f"{_class_names('cifar10', None)[true_label]}), used as is"}
     else:
         with warnings.catch_warnings():  # the "image:" line below says it, in one line
             warnings.filterwarnings("ignore", message=r".* is animated \(\d+ frames\)")
@@ -160,11 +178,8 @@ def run_image_command(args) -> int:
             _arg(args, "attack", DEFAULT_ATTACK), str) else type(atk).__name__.lower()
     out, adv_path = _out_paths(args, stem, attack_name)
 
-    net = registry.load(model_name, checkpoint=getattr(args, "checkpoint", None), device=device)
     x = x.to(device)
-    with torch.no_grad():
-        num_classes = net(x).shape[1]
-    tgt = resolve_target(getattr(args, "target", None), names, num_classes)
+    tgt = resolve_target(getattr(args, "target", None), names, resolved.num_classes)
 
     def label(k: int) -> str:
         k = int(k)
@@ -173,7 +188,7 @@ def run_image_command(args) -> int:
     print(f"image: {info['description']}")
     if universal is not None:
         print(f"perturbation: {perturbation}: {universal.describe()}")
-        if universal.model and universal.model != model_name:
+        if universal.model and universal.model != spec:
             print(f"note: fitted on {universal.model}, applied to {model_name} (transfer)")
         result = apply_perturbation(net, x, universal.perturbation, name="UniversalPerturbation",
                                     params={"norm": universal.card.get("norm"), "xi": universal.card.get("xi")})
@@ -183,14 +198,15 @@ def run_image_command(args) -> int:
               flush=True)  # seen before a long attack, even when piped
         from ..progress import elapsed_ticker
         with elapsed_ticker(f"attacking with {type(atk).__name__}", enabled=not getattr(args, "quiet", False)):
-            result = atk(net, x, target=tgt)
+            # one image: nothing to split, but out of memory becomes one line naming what to change
+            result, _ = OomSplitter().attack(atk, net, x, target=tgt, precision=getattr(args, "precision", None))
     result.extra["image"] = info
     result.extra["model"] = model_name
 
     clean_k, adv_k = int(result.clean_label[0]), int(result.adv_label[0])
     truth = ""
     if true_label is not None:
-        truth = "  [correct]" if clean_k == true_label else f"  [wrong: the true class is {names[true_label]}]"
+        truth = "  [correct]" if clean_k == true_label else f"  [wrong: the true class is {_class_names('cifar10', None)[true_label]}]"
     print(f"original:    {label(clean_k)}, confidence {100 * float(result.clean_confidence[0]):.2f}%{truth}")
     if not bool(result.attacked[0]):
         print(f"adversarial: not attacked: the image is already classified as the target {label(tgt)}")

@@ -15,22 +15,26 @@ def add_arguments(p) -> None:
     from ..models.sources import add_model_options
 
     p.add_argument("--check", nargs="+", default=None, metavar="MODEL",
-                   help="load these models (registered name, net.pt2, file.py:function) and print what foolkit "
+                   help="load these models (registered name, net.pt2, file.py:function, hf:DIR) and print what foolkit "
                         "understood of each")
     add_model_options(p, checkpoint=True)
+    p.add_argument("--device", default="cpu", metavar="DEVICE", help="with --check: where the model runs: cpu, cuda "
+                   "or cuda:N (default cpu)")
 
 
 def check(args) -> int:
     """``--check``: load each model and describe it; accuracy on the bundled images where they fit."""
     from ..data import class_names, load
     from ..evaluation.clean import clean_accuracy
+    from ..machine import parse_device
     from ..models.sources import resolve_from_args
 
+    device = parse_device(getattr(args, "device", None) or "cpu")
     options = [f for f in ("checkpoint", "mean", "std", "input_size", "classes") if getattr(args, f, None)]
     if options and len(args.check) > 1:
         raise ValueError(f"--{options[0].replace('_', '-')} applies to one model; check a single model")
     for i, spec in enumerate(args.check):
-        resolved = resolve_from_args(args, spec)
+        resolved = resolve_from_args(args, spec, device=device)
         if i:
             print()
         for line in resolved.describe():

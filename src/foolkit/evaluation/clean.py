@@ -63,9 +63,10 @@ def clean_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cla
         from tqdm.auto import tqdm
         bar = tqdm(total=len(x), desc=desc, unit="img", dynamic_ncols=True, leave=False)
     start = time.perf_counter()
+    device = next((t.device for t in model.parameters()), x.device)  # images go where the model is
     try:
         for i in range(0, len(x), batch_size):
-            pred = model(x[i:i + batch_size]).argmax(1).cpu()
+            pred = model(x[i:i + batch_size].to(device)).argmax(1).cpu()
             confusion += torch.bincount(y[i:i + batch_size].cpu() * k + pred, minlength=k * k).view(k, k)
             if bar is not None:
                 bar.update(len(pred))

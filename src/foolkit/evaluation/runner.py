@@ -44,7 +44,7 @@ from ..machine import parse_device
 from . import store as _store
 from .run import Run, runs_in  # noqa: F401  (runs_in re-exported for old imports)
 from .shards import check_shard, in_shard, shard_indices
-from .verify import verify_result
+from .verify import verify_result  # noqa: F401  (kept for old imports; batches use oom.verify_in_parts)
 
 DEFAULT_BATCH_SIZE = 100
 
@@ -286,7 +286,7 @@ def _progress_bar(total: int, initial: int, title: str):
 
 def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), store: Any = None, *,
              batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0, checkpoint=None, target: Any = None,
-             attack_params: dict | None = None, fit_size: int | None = None, device: str | torch.device = "cpu",
+             attack_params: dict | None = None, fit_size: int | None = None, device: str | torch.device | None = None,
              progress: bool | Callable[[dict], None] = False, store_images: bool = True, title: str | None = None,
              shard: tuple[int, int] | None = None, normalization: str = "card", precision: str | None = None) -> Run:
     """Attack a data set batch by batch, storing every sample; resume what is already stored.
@@ -312,7 +312,8 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
         target: None (untargeted), an int class or ``[N]`` classes.
         fit_size: universal perturbations (attacks with ``fit``): X = the first ``fit_size``
             images (default half of them); the rest are the unseen images.
-        device: where the model and images go.
+        device: where the model and images go; None: the device of an ``nn.Module``'s (or a
+            ``ResolvedModel``'s) parameters, else the CPU.
         progress: True for a tqdm bar, or a callable receiving a dict after each batch
             (``done``/``total``: images of this call's batches, all of them or the shard's).
         store_images: store the images and perturbations (needed by the report).
@@ -332,6 +333,9 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if device is None:  # the Python API takes the model's own device
+        module = getattr(model, "module", model)
+        device = next((p.device for p in module.parameters()), "cpu") if isinstance(module, nn.Module) else "cpu"
     device = parse_device(device)  # "cuda" without CUDA: the CLI's clear ValueError, not torch's assert
     from ..attacks.precision import attack_precision, check_precision
     precision = check_precision(precision)

@@ -42,7 +42,7 @@ class ResolvedModel:
     Attributes:
         module: eval-mode ``nn.Module``, float ``[N,C,H,W]`` in [0,1] -> logits ``[N,num_classes]``.
         name: what the user named (registered name, file name), for titles.
-        kind: "registered", "pt2", "factory" or "module".
+        kind: "registered", "pt2", "factory", "hf" or "module".
         identity: content hash (hex) naming the model in a store.
         input_size: ``(C,H,W)`` when known (card, export, ``input_size=``), else None.
         num_classes: K, from the card or one forward pass.
@@ -303,6 +303,8 @@ def model_kind(spec: str) -> str:
     """"registered", "pt2" or "factory" for a model string; ``ModelError`` otherwise."""
     if spec in registry.list_models():
         return "registered"
+    if spec.startswith("hf:"):
+        return "hf"
     if spec.lower().endswith(".pt2"):
         return "pt2"
     file, sep, func = spec.rpartition(":")
@@ -311,7 +313,7 @@ def model_kind(spec: str) -> str:
     if "/" in spec and not Path(spec).exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", spec):
         registry.card(spec)  # an unknown registered-looking name: the registry's message
     raise ModelError(f"unknown model {spec!r}: give a registered name (see `foolkit models`), a torch.export "
-                     f"archive net.pt2 or a factory path/to/file.py:function")
+                     f"archive net.pt2, a factory path/to/file.py:function or a Hugging Face folder hf:DIR")
 
 
 def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None = None,
@@ -369,7 +371,7 @@ def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None
                          f"got {type(spec).__name__}")
     else:
         kind = model_kind(spec)
-        name = spec if kind == "registered" else Path(spec.rpartition(":")[0] if kind == "factory" else spec).name
+        name = spec if kind in ("registered", "hf") else Path(spec.rpartition(":")[0] if kind == "factory" else spec).name
         if normalization != "card" and kind != "registered":
             raise ValueError(f"normalization={normalization!r} applies to registered names; {spec} is not one")
         if kind == "factory":
@@ -414,6 +416,16 @@ def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None
                     raise ValueError(f"{spec} was exported for {'x'.join(map(str, exported))} input, not "
                                      f"--input-size {'x'.join(map(str, size))}")
                 size = exported  # type: ignore[assignment]
+        elif kind == "hf":  # a transformers save_pretrained folder (models/huggingface.py)
+            if checkpoint is not None:
+                raise ValueError(f"{spec} is a Hugging Face folder: it carries its weights (drop --checkpoint)")
+            from .huggingface import load_hf
+            hf = load_hf(spec[len("hf:"):], device)
+            net, identity = hf.module, _sha("hf", hf.identity)
+            size = size or hf.input_size
+            names = names if names is not None else hf.classes
+            if mean is None and hf.mean is not None:  # the image processor's normalisation, unless given
+                mean, std = hf.mean, hf.std
         else:
             net, identity = _factory(spec, checkpoint, name)
     if kind != "registered":
