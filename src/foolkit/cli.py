@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 
@@ -20,6 +21,7 @@ COMMAND_MODULES = [
     "foolkit.commands.attack",
     "foolkit.commands.show",
     "foolkit.commands.merge",
+    "foolkit.commands.sweep",
     "foolkit.commands.report",
     "foolkit.commands.attacks_list",
     "foolkit.commands.fit_universal",
@@ -70,6 +72,8 @@ def error_line(exc: BaseException) -> str:
         reason = exc.strerror[:1].lower() + exc.strerror[1:]
         names = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else f"{exc.filename}"
         return f"{names}: {reason}"
+    if isinstance(exc, OSError) and exc.strerror and exc.errno is not None and str(exc).startswith("[Errno"):
+        return exc.strerror[:1].lower() + exc.strerror[1:]  # "[Errno 28] No space left on device"
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -99,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = warning_printer(args.command)
     try:
         return int(handlers[args.command](args) or 0)
+    except BrokenPipeError:
+        # stdout closed early (`foolkit show S.db | head`): stop quietly, as other tools do; the
+        # interpreter's own flush at exit must not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE
     except KeyboardInterrupt:
         if _resumable(args):
             print("foolkit: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
