@@ -143,6 +143,20 @@ def test_real_process_exit_code_and_single_line():
     assert len(err) == 1 and "unknown attack" in err[0] and "Traceback" not in proc.stderr
 
 
+def test_output_closed_early_is_quiet(tmp_path):
+    """`foolkit show S.db | head -1`: the reader leaves, foolkit stops without an error line."""
+    # a command that prints far more than a pipe buffers (64 KiB), so the write must fail
+    code = ("import sys, foolkit.commands.attacks_list as m, foolkit.cli as c\n"
+            "m.run = lambda args: [print('x' * 79) for _ in range(20000)] and 0\n"
+            "sys.exit(c.main(['attacks']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # before foolkit has written the rest
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Errno" not in err and "error" not in err and "Traceback" not in err, err
+
+
 def test_more_bad_input_is_one_line_exit_2(tmp_path, weights, capsys):
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
@@ -181,3 +195,27 @@ def test_corrupt_training_state_is_one_line(tmp_path, capsys):
     code, _, err = run_cli(["train", "cifar10/resnet20", "--data", str(tmp_path / "data"), "--out", str(out),
                             "--epochs", "1", "--batch-size", "1", "--quiet"], capsys)
     assert code == 2 and len(err) == 1 and "cannot resume" in err[0] and "is corrupt" in err[0]
+
+
+def test_warnings_print_as_one_line_naming_the_command(tmp_path, weights, capsys):
+    """The runner's UserWarning (an unfinished run at another batch size) reaches a CLI user as
+    `foolkit attack: warning: ...` on one line: no source path or code line."""
+    import warnings
+
+    db = tmp_path / "r.db"
+    base = ["attack", "--model", "cifar10/resnet20", "--checkpoint", weights, "--attack", "fgsm", "--n", "8",
+            "--out", str(db), "--quiet"]
+    assert run_cli(base + ["--batch-size", "4"], capsys)[0] == 0
+    with sqlite3.connect(db) as con:  # as if killed after its first batch
+        (run_id,) = con.execute("SELECT run_id FROM runs").fetchone()
+        con.execute("DELETE FROM samples WHERE idx >= 4")
+        con.execute("DELETE FROM blobs WHERE idx >= 4")
+        con.execute("UPDATE runs SET complete = 0")
+    con.close()
+    shown_before = warnings.showwarning
+    code, out, err = run_cli(base + ["--batch-size", "8"], capsys)
+    assert code == 0, err
+    assert len(err) == 1, err
+    assert err[0].startswith("foolkit attack: warning: ") and f"unfinished run {run_id}" in err[0], err
+    assert "batch size 4" in err[0] and "UserWarning" not in err[0] and ".py:" not in err[0]
+    assert warnings.showwarning is shown_before  # main() restores the hook

@@ -130,6 +130,10 @@ def test_undefined_shown_as_na_in_tables():
     assert row[:3] == ["all", "misclassified", "0"] and row[3:6] == ["n/a", "n/a", "n/a"]
     assert "nan" not in table
     assert "nan" not in metrics.describe(only_wrong)
+    # a run with no image done yet (killed in its first batch): "n/a", never "n/a%"
+    empty = metrics.describe(metrics.compute([]))
+    assert "n/a%" not in empty and empty.startswith("accuracy n/a -> n/a under attack (n/a after"), empty
+    assert metrics.describe(metrics.compute([record(0)])).startswith("accuracy 100.00% -> ")
 
 
 def test_missing_columns_raise():

@@ -132,7 +132,8 @@ def test_attack_one_image_refuses_a_users_image_but_replaces_its_own_png(tmp_pat
     refused(base, capsys, tmp_path, "fig.png", "an image", "--force")
     fig.unlink()
     Image.new("RGB", (8, 8)).save(tmp_path / "fig-adv.png")  # the adversarial PNG's name
-    refused(base, capsys, tmp_path, "fig-adv.png", "an image")
+    line = refused(base, capsys, tmp_path, "fig-adv.png", "an image")
+    assert "with an image (" in line  # the article agrees with the kind ("a image" before)
     (tmp_path / "fig-adv.png").unlink()
     code, _, err = run_cli(base, capsys)
     assert code == 0, err
@@ -183,6 +184,7 @@ def test_missing_folders_are_named_not_created(work, weights, capsys):
 def test_raw_os_errors_become_one_clear_line(work, capsys, monkeypatch):
     assert error_line(OSError(errno.EROFS, "Read-only file system", "x")) == "x: read-only file system"
     assert error_line(PermissionError(errno.EACCES, "Permission denied", "a", None, "b")) == "a -> b: permission denied"
+    assert error_line(OSError(errno.ENOSPC, "No space left on device")) == "no space left on device"
 
     # Tests run as root, where chmod does not stop a write: fake a read-only file system at
     # the one place atomic_path touches the folder first. This proves the message and the
@@ -197,6 +199,24 @@ def test_raw_os_errors_become_one_clear_line(work, capsys, monkeypatch):
     monkeypatch.setattr(files.Path, "open", read_only)
     refused(["report", str(work / "S.db"), "-o", str(work / "r.html")], capsys, work,
             f"cannot write {work / 'r.html'}: read-only file system")
+
+
+@pytest.mark.skipif(not files.Path("/proc/self").exists(), reason="needs Linux /proc")
+def test_a_folder_that_refuses_new_files_is_named_before_the_work(tmp_path, weights, capsys):
+    """os.access says yes to root everywhere, yet /proc takes no new files: the fit (or the
+    single-image attack) must be refused before it runs, not after."""
+    code, out, err = run_cli(["fit-universal", "--model", "cifar10/resnet20", "--checkpoint", weights, "--n", "2",
+                              "--max-passes", "1", "--out", "/proc/v.pt"], capsys)
+    # as root: "does not accept new files"; as another user os.access already says no
+    reasons = ("/proc does not accept new files", "no write permission in /proc")
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("foolkit fit-universal: error: cannot write /proc/v.pt: ") and any(
+        r in err[0] for r in reasons), err
+    assert "pass 1" not in out and not out.strip()  # refused before fitting
+    code, out, err = run_cli(["attack", "--cifar-index", "0", "--attack", "fgsm", "--checkpoint", weights,
+                              "--out", "/proc/f.png"], capsys)
+    assert code == 2 and len(err) == 1 and any(r in err[0] for r in reasons), err
+    assert "L2:" not in out
 
 
 # --- 3. corrupt stores ------------------------------------------------------------------
@@ -269,3 +289,23 @@ def test_attack_one_image_never_overwrites_its_input(work, weights, capsys):
     (work / "x-adv.png").write_bytes((work / "photo.png").read_bytes())
     refused(base + ["--image", str(work / "x-adv.png"), "--out", str(work / "x.png"), "--force"], capsys, work,
             "is also an input")
+
+
+# --- 6. symlinks: a loop is named, a store reached through a symlink reads back whole ---------
+def test_symlink_loops_are_named_and_a_symlinked_store_reads_its_wal(work, weights, capsys):
+    (work / "loopA").symlink_to(work / "loopB")
+    (work / "loopB").symlink_to(work / "loopA")
+    loop = str(work / "loopA")
+    refused(["show", loop], capsys, work, "run store", "is a symlink loop")
+    refused(["report", loop, "-o", str(work / "r.html")], capsys, work, "is a symlink loop")  # was a traceback
+    refused(["report", str(work / "S.db"), "-o", loop], capsys, work, f"cannot write {loop}: it is a symlink loop")
+    refused(["attack", "--model", "cifar10/resnet20", "--checkpoint", weights, "--attack", "fgsm", "--n", "2",
+             "--out", loop, "--quiet"], capsys, work, "is a symlink loop")
+    refused(["eval", "cifar10/resnet20", "--checkpoint", loop], capsys, work, "checkpoint", "is a symlink loop")
+    # SQLite names the -wal file after the symlink's target: the read-back at the end of the run
+    # must find it there (it used to read the target's main file alone: "an empty database")
+    (work / "link.db").symlink_to(work / "target.db")
+    code, out, err = run_cli(["attack", "--model", "cifar10/resnet20", "--checkpoint", weights, "--attack", "fgsm",
+                              "--n", "2", "--out", str(work / "link.db"), "--quiet"], capsys)
+    assert code == 0 and not err and "(2 samples)" in out, (out, err)
+    assert (work / "target.db").stat().st_size > 0

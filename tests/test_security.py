@@ -141,6 +141,7 @@ class _RunsCommand:
 
 def _check_message(msg: str) -> None:
     assert "\n" not in msg, msg
+    assert "safe_globals" not in msg and "if you trust" not in msg, msg
     assert "weights_only=False" not in msg and "weights_only` set to `False" not in msg, msg
     assert "\x1b" not in msg, msg
 
@@ -171,6 +172,24 @@ def test_universal_file_with_payload_is_refused(payload):
     _check_message(str(info.value))
     assert "system" in str(info.value)
     assert not marker.exists()
+
+
+def test_a_plain_pickle_payload_is_refused_without_torchs_protocol_warning(tmp_path, recwarn):
+    """A bare `pickle.dump` (no zip container) at protocol 4: torch warns about the protocol before
+    it refuses; the one-line error says it all, so the warning is not passed on."""
+    import pickle
+
+    from foolkit.universal_io import UniversalFileError, load_universal
+    marker, path = tmp_path / "MARKER", tmp_path / "plain.pt"
+    path.write_bytes(pickle.dumps({"conv.weight": _RunsCommand(marker)}, protocol=4))
+    with pytest.raises(fk.models.ModelError) as info:
+        fk.models.load("cifar10/resnet20", checkpoint=path)
+    _check_message(str(info.value))
+    with pytest.raises(UniversalFileError) as info:
+        load_universal(path)
+    _check_message(str(info.value))
+    assert not marker.exists()
+    assert not [w for w in recwarn if "pickle protocol" in str(w.message)], [str(w.message) for w in recwarn]
 
 
 def test_training_state_with_payload_is_refused(tmp_path, payload):
@@ -225,4 +244,12 @@ def test_describe_load_error_wording():
     _check_message(only_hint)
     assert "RuntimeError" in only_hint
     assert describe_load_error(EOFError("Ran out of input")) == "Ran out of input"
+    # torch 2.6+ puts how to allowlist the refused global (advice to run the file's code) on
+    # the same line as the global's name: the name stays, the advice goes
+    allow = RuntimeError("Weights only load failed.\nWeightsUnpickler error: Unsupported global: GLOBAL os.system was "
+                         "not an allowed global by default. Please use `torch.serialization.add_safe_globals("
+                         "[os.system])` or the `torch.serialization.safe_globals([os.system])` context manager to "
+                         "allowlist this global if you trust this class/function.")
+    line = describe_load_error(allow)
+    assert line == "WeightsUnpickler error: Unsupported global: GLOBAL os.system was not an allowed global by default."
     assert clean_text("a\x1b[1mb\x00c") == "ab?c"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -153,7 +154,10 @@ def _same_file(a: Path, b: Path) -> bool:
             return os.path.samefile(a, b)
     except OSError:
         pass
-    return a.resolve() == b.resolve()
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 # --- checks before a command writes --------------------------------------------------------
@@ -169,6 +173,12 @@ def check_writable(path: str | os.PathLike, *, create_folder: bool = False) -> N
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give a file name")
+    if path.is_symlink() and not path.exists():
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ValueError(f"cannot write {path}: it is a symlink loop (too many levels of symbolic links)") from None
     parent = path.parent
     existing = next(above for above in (parent, *parent.parents) if above.exists() or above == above.parent)
     if existing.exists() and not existing.is_dir():
@@ -177,6 +187,12 @@ def check_writable(path: str | os.PathLike, *, create_folder: bool = False) -> N
         raise ValueError(f"cannot write {path}: folder {parent} does not exist")
     if not os.access(existing, os.W_OK):
         raise ValueError(f"cannot write {path}: no write permission in {existing}")
+    # os.access trusts the mode bits (root passes everywhere); a pseudo file system such as
+    # /proc still refuses new files. An unnamed temporary file finds out before the long job.
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as exc:
+        raise ValueError(f"cannot write {path}: {existing} does not accept new files ({_reason(exc)})") from None
 
 
 def check_output(path: str | os.PathLike, *, inputs: Iterable = (), kind: str = "report", force: bool = False,
@@ -219,7 +235,8 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable = (), kind: str = 
         what = "a PyTorch file (weights or a checkpoint?)"
     else:
         return path  # an earlier report or any other file the user names as output
-    raise ValueError(f"{path} exists and is {what}; refusing to replace it with a {kind} "
+    article = "an" if kind[0] in "aeiou" else "a"
+    raise ValueError(f"{path} exists and is {what}; refusing to replace it with {article} {kind} "
                      f"(choose another name, or --force to replace it)")
 
 

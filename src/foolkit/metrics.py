@@ -213,9 +213,11 @@ def format_table(rows: Sequence[tuple[str, Mapping[str, Any]]], columns=None, ti
 
 def describe(m: Mapping[str, Any]) -> str:
     """Two lines of the less common numbers: accuracies, claimed vs verified, 8-bit losses."""
-    acc = _cell(m.get("accuracy"), "{:.2f}", 100)
-    aua = _cell(m.get("accuracy_under_attack"), "{:.2f}", 100)
-    aua8 = _cell(m.get("accuracy_under_attack_8bit"), "{:.2f}", 100)
-    return (f"accuracy {acc}% -> {aua}% under attack ({aua8}% after 8-bit quantisation); "
+    def pct(key):  # "n/a", not "n/a%", for a run with no image done yet
+        cell = _cell(m.get(key), "{:.2f}", 100)
+        return cell if cell == "n/a" else cell + "%"
+
+    acc, aua, aua8 = pct("accuracy"), pct("accuracy_under_attack"), pct("accuracy_under_attack_8bit")
+    return (f"accuracy {acc} -> {aua} under attack ({aua8} after 8-bit quantisation); "
             f"fooled {m.get('n_fooled', 0)}/{m.get('n_attacked', 0)} verified "
             f"({m.get('n_claimed', 0)} claimed), {m.get('n_quant_lost', 0)} lost to 8-bit quantisation")

@@ -101,14 +101,20 @@ def clean_text(text: str, one_line: bool = False) -> str:
     return re.sub(r"[\n\t]", " ", text) if one_line else text
 
 
-_HINTS = re.compile(r"weights_only|arbitrary code|trusted source|In PyTorch 2\.6", re.IGNORECASE)
+_HINTS = re.compile(r"weights_only|arbitrary code|trusted source|In PyTorch 2\.6|safe_globals|if you trust",
+                    re.IGNORECASE)
 
 
 def describe_load_error(exc: BaseException) -> str:
     """One line saying why ``torch.load(..., weights_only=True)`` (or the restricted unpickler)
     refused a file: the refused global when there is one, else the first informative line.
-    Never an escape code, never a suggestion to load with ``weights_only=False``."""
-    lines = [ln.strip() for ln in clean_text(str(exc)).splitlines() if ln.strip()]
+    Never an escape code, never a suggestion to load with ``weights_only=False`` or to allowlist
+    the refused global."""
+    # torch ends the refused-global line with how to allowlist that global "if you trust" it:
+    # advice to let the file run code, cut off like the weights_only=False hint
+    lines = [re.split(r"\s*Please use `?torch\.serialization\.(?:add_)?safe_globals", ln)[0].strip()
+             for ln in clean_text(str(exc)).splitlines()]
+    lines = [ln for ln in lines if ln]
     refused = [ln for ln in lines if "global" in ln.lower() and not _HINTS.search(ln)]
     informative = [ln for ln in lines if not _HINTS.search(ln) and not ln.startswith("Check the documentation")]
     line = (refused or informative or [""])[0]

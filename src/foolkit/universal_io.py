@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,9 @@ def load_universal(path: str | os.PathLike) -> UniversalFile:
     if path.is_dir():
         raise UniversalFileError(f"{path} is a directory, not a universal perturbation file")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on an old pickle protocol: the error below says it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise UniversalFileError(f"cannot read universal perturbation {path}: not a weights-only PyTorch file "
                                  f"(corrupt, truncated or pickled objects): {describe_load_error(exc)}") from None

@@ -198,3 +198,17 @@ def test_no_progress_stop_returns_in_seconds_on_resnet20(resnet20, bundled, one_
     finally:
         sf._PATIENCE = patience
     assert torch.equal(result.success, reference.success)
+
+
+@pytest.mark.slow
+def test_thesis_variant_also_stops_when_the_margin_stalls(resnet20, bundled, one_thread):
+    # the thesis variant with a huge max_iter wandered between box corners for ever; it now stops
+    # an image after PATIENCE loops without a better margin, which the thesis's own max_iter (20)
+    # never reaches
+    import foolkit.attacks.sparsefool_thesis as st
+
+    assert st.PATIENCE > 20
+    x, y = bundled[0][:4], bundled[1][:4]
+    result = SparseFool(delta=1, max_iter=1e9, variant="thesis")(resnet20, x, y)
+    failed = result.attacked & ~result.success
+    assert (result.iterations[failed] < 10**9).all()

@@ -16,6 +16,11 @@ to face the iterate, which is what the thesis's ``-sign_true`` does. Where the i
 never changed the label the thesis's normal is 0/0 and its solver leaves z_i as it is; the
 thesis then repeats that same step until ``max_iter``. foolkit stops such an image at once and
 reports ``max_iter`` iterations, the count the thesis's loop would have reached.
+
+With a huge ``max_iter`` (and a small delta) an image can wander between the corners of its box
+for ever without an exact repeat. So an image whose margin f_label - max_other at z_adv has not
+improved for ``PATIENCE`` loops in a row stops as failed. ``PATIENCE`` exceeds the thesis's
+``max_iter`` (20), so the thesis's own settings are reproduced exactly.
 """
 from __future__ import annotations
 
@@ -27,6 +32,8 @@ from .deepfool_thesis import deepfool_z, normalised_space, to_pixels, to_z
 
 #: The thesis's SparseFool calls its DeepFool with the default overshoot.
 INNER_OVERSHOOT = 0.02
+#: Loops without a better margin after which an image stops (see the module docstring).
+PATIENCE = 50
 
 
 def thesis_box(x0: torch.Tensor, delta: float, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,6 +70,8 @@ def run_sparsefool_thesis(model: nn.Module, x0: torch.Tensor, label: torch.Tenso
     z_i, z_adv = z0.clone(), z0.clone()
     loops = torch.zeros(len(x0), dtype=torch.long, device=x0.device)
     active = torch.arange(len(x0), device=x0.device)
+    best_margin = torch.full((len(x0),), float("inf"), device=x0.device)
+    stalled = torch.zeros(len(x0), dtype=torch.long, device=x0.device)
     for _ in range(max_iter):
         if len(active) == 0:
             break
@@ -77,11 +86,17 @@ def run_sparsefool_thesis(model: nn.Module, x0: torch.Tensor, label: torch.Tenso
         z_adv[active] = cand
         loops[active] += 1
         with torch.no_grad():
-            pred = net(cand).argmax(1)
+            logits = net(cand).float()
         counter.forward += len(active)
+        pred = logits.argmax(1)
         still = pred == label[active]
         # z_i did not move: the thesis's loop would redo this very step until max_iter
         stuck = still & (z_new == za).flatten(1).all(1)
         loops[active[stuck]] = max_iter
-        active = active[still & ~stuck]
+        own = logits.gather(1, label[active, None]).squeeze(1)
+        margin = own - logits.scatter(1, label[active, None], float("-inf")).amax(1)
+        improved = margin < best_margin[active]
+        best_margin[active] = torch.minimum(best_margin[active], margin)
+        stalled[active] = torch.where(improved, 0, stalled[active] + 1)
+        active = active[still & ~stuck & (stalled[active] < PATIENCE)]
     return to_pixels(x0, z0, z_adv, std).clamp(0, 1), loops

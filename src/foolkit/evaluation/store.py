@@ -16,6 +16,7 @@ an SQLite database of something else raises :class:`StoreError` before anything 
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -128,6 +129,14 @@ def _one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
+def _symlink_loop(p: Path) -> bool:
+    try:
+        os.stat(p)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
 def _connect_readonly(p: Path, timeout: float) -> sqlite3.Connection:
     """A connection to an existing store that writes nothing and creates no file.
 
@@ -138,9 +147,10 @@ def _connect_readonly(p: Path, timeout: float) -> sqlite3.Connection:
     commits in it; a read-only folder where SQLite cannot make its ``-shm`` file falls back to
     the main file alone.
     """
-    uri = p.resolve().as_uri()
+    real = p.resolve()  # SQLite names the -wal file after the file a symlink points to
+    uri = real.as_uri()
     immutable = f"{uri}?mode=ro&immutable=1"
-    if not any(Path(f"{p}{suffix}").exists() for suffix in ("-wal", "-journal")):
+    if not any(Path(f"{real}{suffix}").exists() for suffix in ("-wal", "-journal")):
         return sqlite3.connect(immutable, uri=True, timeout=timeout, isolation_level=None)
     conn = None
     try:
@@ -192,8 +202,11 @@ class Store:
                     raise StoreError(f"{p} is not an SQLite database (not a foolkit run store); refusing to touch it")
                 existing = True
             elif not p.exists():
+                from ..data.cifar10 import missing_path_error  # names a symlink loop or a broken symlink
                 if readonly:
-                    raise FileNotFoundError(f"no such run store: {p}")
+                    raise missing_path_error(p, "run store", f"no such run store: {p}", error=FileNotFoundError)
+                if p.is_symlink() and _symlink_loop(p):  # a broken symlink is written through
+                    raise missing_path_error(p, "run store", error=StoreError)
                 p.parent.mkdir(parents=True, exist_ok=True)
         try:
             if existing:

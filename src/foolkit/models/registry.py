@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -121,15 +122,20 @@ def sha256_file(path: str | os.PathLike) -> str:
 def load_state_dict(path: str | os.PathLike, expected_sha256: str | None = None) -> dict:
     """Read a plain state_dict with ``weights_only=True``; refuse corrupt or pickled files."""
     path = Path(path)
+    if not path.exists():
+        from ..data.cifar10 import missing_path_error  # says "symlink loop" or "broken symlink"
+        raise missing_path_error(path, "checkpoint", error=ModelError)
     if not path.is_file():
-        raise ModelError(f"checkpoint not found: {path}")
+        raise ModelError(f"checkpoint {path} is not a file")
     if expected_sha256 is not None:
         actual = sha256_file(path)
         if actual != expected_sha256:
             raise ModelError(f"checkpoint {path} does not match its card: sha256 {actual[:12]}..., "
                              f"expected {expected_sha256[:12]}... (corrupt or replaced file)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on an old pickle protocol: the error below says it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelError(f"cannot load checkpoint {path}: not a weights-only PyTorch state_dict "
                          f"(corrupt, truncated or pickled objects): {describe_load_error(exc)}") from None
