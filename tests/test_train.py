@@ -109,3 +109,73 @@ def test_cutout_run_resumes_only_with_cutout(tmp_path):
         train(TrainConfig(epochs=2, batch_size=5), tmp_path / "data", tmp_path / "out", progress=False)
     done = train(TrainConfig(epochs=2, batch_size=5, cutout=8), tmp_path / "data", tmp_path / "out", progress=False)
     assert [h["epoch"] for h in done["history"]] == [1, 2]
+
+
+def test_adversarial_loss_is_the_thesis_combination():
+    from foolkit.training import adversarial_loss
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    x, y = torch.rand(5, 3, 2, 2), torch.tensor([0, 1, 2, 0, 1])
+    ce = torch.nn.functional.cross_entropy
+    xg = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(ce(net(xg), y), xg)
+    x_adv = (x + 0.1 * grad.sign()).clamp(0, 1)
+    expected = 0.3 * ce(net(x), y) + 0.7 * ce(net(x_adv), y)
+    got = adversarial_loss(net, x, y, alpha=0.3, eps=0.1)
+    torch.testing.assert_close(got, expected)
+    assert ce(net(x_adv), y) > ce(net(x), y)  # the FGSM batch is harder: the second term is the adversarial one
+    torch.testing.assert_close(adversarial_loss(net, x, y, alpha=1.0, eps=0.1), ce(net(x), y))
+    got.backward()  # gradients reach the parameters
+    assert net[1].weight.grad is not None and net[1].weight.grad.abs().sum() > 0
+
+
+def test_orthogonality_penalty_zero_only_for_orthogonal_weights():
+    from foolkit.training import orthogonality_penalty
+    q, _ = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64))
+    lin = torch.nn.Linear(6, 6)
+    conv = torch.nn.Conv2d(2, 4, 3)  # [4, 18]: a wide matrix, orthonormal rows can score zero
+    wide, _ = torch.linalg.qr(torch.randn(18, 4, dtype=torch.float64))
+    with torch.no_grad():
+        lin.weight.copy_(q.float())
+        conv.weight.copy_(wide.T.reshape(4, 2, 3, 3).float())
+    net = torch.nn.Sequential(conv, torch.nn.Flatten(), lin)
+    assert orthogonality_penalty(net).item() < 1e-10
+    with torch.no_grad():
+        lin.weight.mul_(1.1)  # W^T W = 1.21 I: penalty 6 * 0.21^2
+    assert abs(orthogonality_penalty(net).item() - 6 * 0.21 ** 2) < 1e-4
+    orthogonality_penalty(net).backward()
+    assert lin.weight.grad.abs().sum() > 0
+
+
+def test_adversarial_and_ortho_training_resume_only_with_the_same_settings(tmp_path):
+    import pytest
+    tiny_folder(tmp_path / "data", per_class=2)
+    cfg = dict(epochs=2, batch_size=5, adversarial="fgsm", alpha=0.5, eps=0.03, ortho_beta=1e-4)
+    first = train(TrainConfig(**cfg, max_steps=4), tmp_path / "data", tmp_path / "out", progress=False)
+    assert np.isfinite(first["history"][-1]["train_loss"])
+    for change in ({"adversarial": None}, {"alpha": 0.7}, {"eps": 0.05}, {"ortho_beta": 0.0}):
+        key = next(iter(change))
+        with pytest.raises(ValueError, match=f"cannot resume.*{key}="):
+            train(TrainConfig(**{**cfg, **change}), tmp_path / "data", tmp_path / "out", progress=False)
+    done = train(TrainConfig(**cfg), tmp_path / "data", tmp_path / "out", progress=False)
+    assert [h["epoch"] for h in done["history"]] == [1, 2]
+    with pytest.raises(ValueError, match="adversarial"):
+        TrainConfig(adversarial="pgd").validate()
+    with pytest.raises(ValueError, match="alpha"):
+        TrainConfig(alpha=1.5).validate()
+    with pytest.raises(ValueError, match="ortho_beta"):
+        TrainConfig(ortho_beta=-1).validate()
+
+
+def test_train_cli_adversarial_options(tmp_path):
+    tiny_folder(tmp_path / "data", per_class=2)
+    cmd = [sys.executable, "-m", "foolkit.cli", "train", "cifar10/resnet20", "--data", str(tmp_path / "data"),
+           "--epochs", "2", "--batch-size", "5", "--out", str(tmp_path / "out"), "--quiet",
+           "--adversarial", "fgsm", "--alpha", "0.5", "--eps", "0.03", "--ortho-beta", "0.001"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    config = json.loads((tmp_path / "out" / "history.json").read_text())["config"]
+    assert (config["adversarial"], config["alpha"], config["eps"], config["ortho_beta"]) == ("fgsm", 0.5, 0.03, 0.001)
+    bad = subprocess.run(cmd[:-6] + ["--alpha", "2"], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert bad.returncode == 2 and "alpha" in bad.stderr and "Traceback" not in bad.stderr

@@ -13,6 +13,9 @@ __all__ = ["attacks", "data", "models", "norms", "__version__"]
 from .evaluation.runner import evaluate  # noqa: E402
 
 __all__ += ["evaluate"]
+from .evaluation.sweep import sweep  # noqa: E402
+
+__all__ += ["sweep"]
 from .transfer import transfer_matrix  # noqa: E402
 
 __all__ += ["transfer_matrix"]
@@ -23,3 +26,6 @@ __all__ += ["show", "attack_image"]
 from . import analysis  # noqa: E402
 
 __all__ += ["analysis"]
+from . import defenses  # noqa: E402
+
+__all__ += ["defenses"]

@@ -10,6 +10,12 @@ usually after ``init_from``: a constant learning rate, the weights averaged at t
 every epoch, and the BatchNorm statistics of the average recomputed on the training images;
 ``weights.pt`` and the logged test accuracy are then those of the average.
 
+Defenses of the thesis's 13.2 (usually fine-tuning, with ``init_from``):
+``adversarial="fgsm"`` trains on the objective of Goodfellow et al. (thesis 13.2.2),
+α·L(x, y) + (1 − α)·L(x + ε·sign ∇ₓL(x, y), y), and ``ortho_beta`` adds the orthogonality
+regulariser of Defensive Quantization (Lin et al. 2019; thesis 13.2.3), (β/2)·Σᵢ‖WᵢᵀWᵢ − I‖²
+over every convolution and linear weight (see :func:`adversarial_loss`, :func:`orthogonality_penalty`).
+
 The training state (weights, optimizer, scheduler, epoch, history) is written atomically to
 ``<out>/last.pt`` after every epoch; rerunning the same command resumes from it. Shuffling
 and augmentation are seeded per epoch from ``seed``, so a resumed run follows the same
@@ -51,6 +57,10 @@ class TrainConfig:
     pct_start: float = 0.25  # OneCycle warm-up fraction
     swa_lr: float | None = None  # stochastic weight averaging: constant lr, weights averaged every epoch
     cutout: int = 0  # side of the square hole cut from every training image (0: off; DeVries & Taylor use 16)
+    adversarial: str | None = None  # "fgsm": thesis 13.2.2's objective (alpha, eps below); None: clean training
+    alpha: float = 0.5  # weight of the clean loss in the adversarial objective
+    eps: float = 8 / 255  # FGSM step of the adversarial objective, in [0,1] pixel units
+    ortho_beta: float = 0.0  # orthogonality regulariser (beta/2)*sum ||W^T W - I||^2 (thesis 13.2.3); 0: off
 
     def validate(self) -> None:
         """Refuse settings that cannot train, naming the option (``ValueError``)."""
@@ -80,6 +90,59 @@ class TrainConfig:
         number("label_smoothing", self.label_smoothing, 0, 1, high_open=True)
         number("pct_start", self.pct_start, 0, 1, low_open=True, high_open=True)
         number("swa_lr", self.swa_lr, 0, math.inf, low_open=True, high_open=True, optional=True)
+        if self.adversarial not in (None, "fgsm"):
+            raise ValueError(f"adversarial must be 'fgsm' or None (clean training), got {self.adversarial!r}")
+        number("alpha", self.alpha, 0, 1)
+        number("eps", self.eps, 0, 1, low_open=True)
+        number("ortho_beta", self.ortho_beta, 0, math.inf, high_open=True)
+
+# Settings a resumed run must share with the run it continues; states written before an option
+# existed were trained with its default (so they resume under the default only).
+RESUME_DEFAULTS = {"cutout": 0, "adversarial": None, "alpha": 0.5, "eps": 8 / 255, "ortho_beta": 0.0}
+RESUME_CHECKED = ("model", "batch_size", "max_lr", "seed", "limit", "swa_lr", "cutout",
+                  "adversarial", "alpha", "eps", "ortho_beta")
+
+
+def orthogonality_penalty(net: torch.nn.Module) -> torch.Tensor:
+    """Σᵢ‖WᵢᵀWᵢ − I‖²_F over the weights of every ``Conv2d`` and ``Linear`` of ``net``, each
+    reshaped to ``[out, in·kh·kw]`` (Lin et al. 2019, thesis 13.2.3; multiply by β/2).
+
+    The Gram matrix is taken on the smaller side (``W Wᵀ`` when a layer has fewer outputs than
+    inputs), so a layer with orthonormal rows or columns scores exactly zero: ``WᵀW = I`` cannot
+    hold for a wide matrix. Returns a float32 scalar with gradients to the weights.
+    """
+    total = torch.zeros((), dtype=torch.float32)
+    for module in net.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            w = module.weight.float().reshape(module.weight.shape[0], -1)
+            gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+            eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+            total = total.to(gram.device) + (gram - eye).pow(2).sum()
+    return total
+
+
+def adversarial_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, alpha: float, eps: float,
+                     label_smoothing: float = 0.0, bf16: bool = False) -> torch.Tensor:
+    """The FGSM training objective of Goodfellow et al. 2015 (thesis 13.2.2):
+    α·L(x, y) + (1 − α)·L(x + ε·sign ∇ₓL(x, y), y), L the cross-entropy.
+
+    x: ``[B,C,H,W]`` in [0,1]; y: ``[B]`` labels. The adversarial batch is clipped to [0,1] (the
+    model's input domain) and treated as a constant (no gradient through the sign), as in the paper.
+    Both batches pass through the model in its current mode (BatchNorm sees them separately).
+    Returns the scalar loss, with gradients to the model's parameters.
+    """
+    x = x.detach().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = model(x)
+    clean = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+    (grad,) = torch.autograd.grad(clean, x, retain_graph=True)
+    x_adv = (x.detach() + eps * grad.sign()).clamp_(0, 1)
+    if bf16:
+        x_adv = x_adv.contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits_adv = model(x_adv)
+    adv = F.cross_entropy(logits_adv.float(), y, label_smoothing=label_smoothing)
+    return alpha * clean + (1 - alpha) * adv
 
 
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -229,9 +292,8 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
         except Exception as exc:
             raise ValueError(f"cannot resume: {state_path} is corrupt ({describe_load_error(exc)}); "
                              f"delete it to start over") from None
-        saved = {"cutout": 0, **state["config"]}  # states written before --cutout existed trained without it
-        checked = ("model", "batch_size", "max_lr", "seed", "limit", "swa_lr", "cutout") + (
-            () if config.reschedule else ("epochs",))
+        saved = {**RESUME_DEFAULTS, **state["config"]}
+        checked = RESUME_CHECKED + (() if config.reschedule else ("epochs",))
         for key in checked:
             if saved.get(key) != getattr(config, key):
                 raise ValueError(
@@ -279,9 +341,15 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
             yb = ytr[idx]
             if config.bf16:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-                logits = model(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
+            if config.adversarial == "fgsm":
+                loss = adversarial_loss(model, xb, yb, alpha=config.alpha, eps=config.eps,
+                                        label_smoothing=config.label_smoothing, bf16=config.bf16)
+            else:
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                    logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
+            if config.ortho_beta:
+                loss = loss + config.ortho_beta / 2 * orthogonality_penalty(net)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -30,6 +30,14 @@ def add_arguments(p) -> None:
     p.add_argument("--cutout", type=int, default=0, metavar="SIZE",
                    help="cut a SIZE x SIZE square (filled with the data mean) from every training image; "
                         "0 (default) is off, DeVries & Taylor use 16 on CIFAR-10")
+    p.add_argument("--adversarial", choices=("fgsm",), default=None,
+                   help="adversarial training (thesis 13.2.2): loss alpha*L(x,y) + (1-alpha)*L(x + eps*sign grad, y)")
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of the clean loss with --adversarial (default 0.5)")
+    p.add_argument("--eps", type=float, default=8 / 255,
+                   help="FGSM step of --adversarial in [0,1] pixel units (default 8/255 = 0.0314)")
+    p.add_argument("--ortho-beta", type=float, default=0.0, metavar="BETA",
+                   help="add the orthogonality regulariser (BETA/2)*sum ||W^T W - I||^2 over conv/linear weights "
+                        "(Defensive Quantization, thesis 13.2.3); 0 (default) is off")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -49,7 +57,9 @@ def run(args) -> int:
                          weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, seed=args.seed,
                          bf16=args.bf16, limit=args.limit, max_steps=args.max_steps,
                          reschedule=args.reschedule, init_from=args.init_from, pct_start=args.pct_start,
-                         swa_lr=args.swa_lr, cutout=args.cutout)
+                         swa_lr=args.swa_lr, cutout=args.cutout, adversarial=args.adversarial,
+                         alpha=args.alpha, eps=args.eps, ortho_beta=args.ortho_beta)
+    config.validate()  # before anything is loaded: a bad --alpha/--eps/--ortho-beta is a one-line error
     result = train(config, args.data, args.out, progress=not args.quiet)
     if result["history"]:
         last = result["history"][-1]

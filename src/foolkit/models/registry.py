@@ -222,6 +222,8 @@ def check_input(name: str, shape: tuple | torch.Size, dataset: str | None = None
 from .architectures.resnet_cifar import resnet20  # noqa: E402
 
 register("cifar10/resnet20", "cifar10-resnet20.json")(resnet20)
+# The same network fine-tuned with FGSM adversarial training (thesis 13.2.2), for Part IV
+register("cifar10/resnet20_advfgsm", "cifar10-resnet20_advfgsm.json")(resnet20)
 
 from .architectures.densenet_cifar import densenet169  # noqa: E402
 from .architectures.inception_cifar import inception_v3  # noqa: E402
