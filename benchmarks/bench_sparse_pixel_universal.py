@@ -3,8 +3,9 @@
 One run, the same model (cifar10/resnet20) and the same bundled images for every library, at
 equal budgets where the peers allow it:
 - SparseFool: lambda 3, 20 outer iterations, overshoot 0.02 (foolkit vs torchattacks 3.5.1).
-- One Pixel: d pixels, population P, G generations (foolkit, torchattacks OnePixel with
-  popsize = P, ART PixelAttack with DE; ART fixes its population at ~400 candidates, so it
+- One Pixel: d pixels, population P, G generations (foolkit at both stopping rules, with and
+  without its memo of evaluated candidates, interleaved with torchattacks OnePixel with
+  popsize = P over chunks of images; ART PixelAttack with DE; ART fixes its population at ~400 candidates, so it
   gets more queries). Model queries are counted by a wrapper for every library; the floor is
   foolkit's queries x the per-image time of one large forward batch.
 - Universal: L-inf, xi, delta 0.2, DeepFool (10 steps, 10 classes, overshoot 0.02) on X =
@@ -94,6 +95,69 @@ def forward_floor(model, x, device):
     return best
 
 
+def onepixel_section(args, skip, model, base, x, y):
+    """foolkit (memo on: as shipped; off: before the memo) at both stopping rules, torchattacks,
+    interleaved over chunks of ``--op-chunk`` images so that load changes on a shared machine
+    hit every configuration alike; ART (optional) on its first images afterwards."""
+    d, pop, gens = args.op_pixels, args.op_population, args.op_generations
+    configs = [("foolkit, stop_on_success (torchattacks' rule)", True, True),
+               ("foolkit, stop_on_success, memo off (before)", True, False),
+               ("foolkit (paper's rule)", False, True),
+               ("foolkit (paper's rule), memo off (before)", False, False)]
+    if "before" in skip:
+        configs = [c for c in configs if c[2]]
+    names = [c[0] for c in configs] + ([] if "torchattacks" in skip else ["torchattacks 3.5.1"])
+    acc = {k: {"sec": 0.0, "q": 0, "adv": [], "gens": []} for k in names}
+    for s in range(0, len(x), args.op_chunk):
+        xc, yc = x[s:s + args.op_chunk], y[s:s + args.op_chunk]
+        for name, sos, memo in configs:
+            fk.attacks.OnePixel._memoize = memo
+            model.images = 0
+            res, sec = timed(lambda: fk.attacks.OnePixel(pixels=d, population=pop, generations=gens,
+                                                         stop_on_success=sos)(model, xc, yc), args.device)
+            a = acc[name]
+            a["sec"] += sec
+            a["q"] += model.images
+            a["adv"].append(res.x_adv)
+            a["gens"].append(res.iterations[res.attacked])
+        fk.attacks.OnePixel._memoize = True
+        if "torchattacks" not in skip:
+            import torchattacks
+            np.random.seed(s)
+            model.images = 0
+            atk = torchattacks.OnePixel(model, pixels=d, steps=gens, popsize=pop, inf_batch=512)
+            adv, sec = timed(lambda: atk(xc, yc), args.device)
+            a = acc["torchattacks 3.5.1"]
+            a["sec"] += sec
+            a["q"] += model.images
+            a["adv"].append(adv)
+    per_query = forward_floor(base, x, args.device)
+    rows = []
+    for name in names:
+        a = acc[name]
+        r = row(name, model, x, y, torch.cat(a["adv"]), a["sec"], a["q"])
+        if a["gens"]:
+            r["avg gens"] = float(torch.cat(a["gens"]).float().mean())
+            r["x floor"] = a["sec"] / (a["q"] * per_query)
+        rows.append(r)
+    if "art" not in skip:
+        from art.attacks.evasion import PixelAttack
+        np.random.seed(0)
+        model.images = 0
+        atk = PixelAttack(art_classifier(model, args.device), th=d, es=1, max_iter=gens, verbose=False)
+        n_art = min(args.art_op_n or len(x), len(x))
+        xa, ya = x[:n_art], y[:n_art]
+        adv, sec = timed(lambda: atk.generate(xa.cpu().numpy(), ya.cpu().numpy()), "cpu")
+        rows.append(row(f"ART 1.20.1 (DE, population ~400; first {n_art} images)", model, xa, ya,
+                        torch.from_numpy(adv).to(x.device, x.dtype), sec, model.images))
+    floor = acc[names[0]]["q"] * per_query
+    rows.append({"library": "floor of the first row (its queries x large-batch forward time)", "seconds": floor,
+                 "ms/img": 1000 * floor / len(x)})
+    table(f"One Pixel, d = {d}, population {pop}, {gens} generations, n = {len(x)}, interleaved in chunks "
+          f"of {args.op_chunk} (x floor: time / (queries x {1000 * per_query:.3f} ms))", rows,
+          ["ms/img", "fooling", "queries/img", "avg gens", "x floor"])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=50, help="images for SparseFool")
@@ -103,13 +167,14 @@ def main():
     ap.add_argument("--op-pixels", type=int, default=1)
     ap.add_argument("--op-population", type=int, default=100)
     ap.add_argument("--op-generations", type=int, default=20)
+    ap.add_argument("--op-chunk", type=int, default=5, help="One Pixel images per interleaved round")
     ap.add_argument("--uap-n", type=int, default=200, help="images X the universal perturbation is fitted on")
     ap.add_argument("--uap-xi", type=float, default=0.05)
     ap.add_argument("--uap-passes", type=int, default=2)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    ap.add_argument("--skip", default="", help="comma list: torchattacks,art,sparsefool,onepixel,universal,faithful")
+    ap.add_argument("--skip", default="", help="comma list: torchattacks,art,sparsefool,onepixel,universal,faithful,before")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     if args.threads:
@@ -140,44 +205,7 @@ def main():
               ["ms/img", "fooling", "pixels", "avg iters"])
 
     if "onepixel" not in skip:
-        x, y = x_all[:args.op_n], y_all[:args.op_n]
-        d, pop, gens = args.op_pixels, args.op_population, args.op_generations
-        rows = []
-        model.images = 0
-        res, sec = timed(lambda: fk.attacks.OnePixel(pixels=d, population=pop, generations=gens)(model, x, y),
-                         args.device)
-        q = model.images
-        rows.append({**row("foolkit", model, x, y, res.x_adv, sec, q),
-                     "avg gens": float(res.iterations[res.attacked].float().mean())})
-        floor = q * forward_floor(base, x, args.device)
-        # the same attack under torchattacks' and the Keras reference's stopping rule
-        model.images = 0
-        res, sec = timed(lambda: fk.attacks.OnePixel(pixels=d, population=pop, generations=gens,
-                                                     stop_on_success=True)(model, x, y), args.device)
-        rows.append({**row("foolkit, stop_on_success (torchattacks' rule)", model, x, y, res.x_adv, sec,
-                           model.images),
-                     "avg gens": float(res.iterations[res.attacked].float().mean())})
-        if "torchattacks" not in skip:
-            import torchattacks
-            np.random.seed(0)
-            model.images = 0
-            atk = torchattacks.OnePixel(model, pixels=d, steps=gens, popsize=pop, inf_batch=512)
-            adv, sec = timed(lambda: atk(x, y), args.device)
-            rows.append(row("torchattacks 3.5.1", model, x, y, adv, sec, model.images))
-        if "art" not in skip:
-            from art.attacks.evasion import PixelAttack
-            np.random.seed(0)
-            model.images = 0
-            atk = PixelAttack(art_classifier(model, args.device), th=d, es=1, max_iter=gens, verbose=False)
-            n_art = min(args.art_op_n or len(x), len(x))
-            xa, ya = x[:n_art], y[:n_art]
-            adv, sec = timed(lambda: atk.generate(xa.cpu().numpy(), ya.cpu().numpy()), "cpu")
-            rows.append(row(f"ART 1.20.1 (DE, population ~400; first {n_art} images)", model, xa, ya,
-                            torch.from_numpy(adv).to(x.device, x.dtype), sec, model.images))
-        rows.append({"library": "floor (foolkit's queries x large-batch forward time)", "seconds": floor,
-                     "ms/img": 1000 * floor / len(x)})
-        table(f"One Pixel, d = {d}, population {pop}, {gens} generations, n = {args.op_n}", rows,
-              ["ms/img", "fooling", "queries/img", "avg gens"])
+        onepixel_section(args, skip, model, base, x_all[:args.op_n], y_all[:args.op_n])
 
     if "universal" not in skip:
         X, H = x_all[:args.uap_n], x_all[args.uap_n:]

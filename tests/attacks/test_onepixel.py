@@ -129,7 +129,8 @@ def test_contract_trace_determinism_and_budget():
     trace = a.extra["probability_trace"]
     assert trace.shape == (5, 7)
     assert (torch.isfinite(trace).sum(1) == a.iterations + 1).all()
-    assert a.forward_count == 8 * int((a.iterations + 1).sum())
+    # every candidate is evaluated once per image; repeats of one already tried reuse its probability
+    assert a.forward_count <= 8 * int((a.iterations + 1).sum())
     stopped = a.iterations < 6
     last = trace[torch.arange(5), a.iterations]
     assert (last[stopped] < 0.1).all()  # untargeted early stop: p(label) < 10 %
@@ -179,6 +180,47 @@ def test_chunked_forward_gives_the_same_result():
     assert torch.equal(a.x_adv, b.x_adv)
 
 
+def test_memo_reuses_repeated_candidates_without_changing_the_result(monkeypatch):
+    """A tiny 4x4 image has 16 pixels: DE re-proposes evaluated candidates, which the memo answers;
+    the random streams and the float64 toy's probabilities are unchanged, so is the result."""
+    model = OnePixelDecides(size=4, where=(2, 1))
+    x = torch.rand(6, 3, 4, 4, dtype=torch.float64) * 0.1 + 0.15
+    kw = dict(population=12, generations=15, threshold=0.0, seed=4)
+    memo = OnePixel(**kw)(model, x)
+    monkeypatch.setattr(OnePixel, "_memoize", False)
+    plain = OnePixel(**kw)(model, x)
+    assert plain.forward_count == 12 * 16 * 6  # threshold 0: every image runs every generation
+    assert memo.forward_count < plain.forward_count
+    assert torch.equal(memo.x_adv, plain.x_adv)
+    assert torch.equal(memo.iterations, plain.iterations)
+    assert torch.equal(memo.extra["probability_trace"], plain.extra["probability_trace"])
+
+
+def test_memo_identifies_candidates_by_their_applied_pixels():
+    from foolkit.attacks.onepixel import _Memo
+    memo = _Memo(4, 4, 3)
+    calls = []
+
+    def query(genes, owner):
+        calls.append(len(genes))
+        return genes[:, 0, 2].clone(), owner == 1
+
+    # same image, same floored coordinates and rounded colours -> one evaluation; other image -> another
+    genes = torch.tensor([[[1.2, 2.9, 10.4, 0, 0]], [[1.7, 2.1, 9.6, 0, 0]], [[1.2, 2.9, 10.4, 0, 0]],
+                          [[1.2, 2.9, 11.0, 0, 0]]], dtype=torch.float64)
+    prob, hit = memo.lookup(genes, torch.tensor([0, 0, 1, 0]), query)
+    assert calls == [3] and prob.tolist() == [10.4, 10.4, 10.4, 11.0] and hit.tolist() == [False, False, True, False]
+    # a second pixel makes the candidate distinct; the pixel order of a d = 2 key matters
+    two = _Memo(4, 4, 3)
+    g2 = torch.tensor([[[0, 0, 1, 1, 1], [3, 3, 2, 2, 2]], [[3, 3, 2, 2, 2], [0, 0, 1, 1, 1]],
+                       [[0, 0, 1, 1, 1], [3, 3, 2, 2, 2]]], dtype=torch.float64)
+    calls.clear()
+    two.lookup(g2, torch.zeros(3, dtype=torch.long), query)
+    assert calls == [2]
+    prob, _ = memo.lookup(genes[:2], torch.tensor([0, 1]), query)  # both already known
+    assert calls == [2, 0] and prob.tolist() == [10.4, 10.4]
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"pixels": 0}, "pixels"), ({"population": 3}, "population"), ({"generations": 0}, "generations"),
     ({"seed": -1}, "seed"), ({"batch_images": 0}, "batch_images"), ({"threshold": 1.5}, "threshold"),
@@ -205,5 +247,8 @@ def test_resnet20_five_pixels(resnet20, bundled):
     assert ((result.x_adv != x[correct]).any(1).flatten(1).sum(1) <= 5).all()
     with torch.no_grad():  # every success re-verifies with a fresh forward pass
         assert (resnet20(result.x_adv[result.success]).argmax(1) != y[correct][result.success]).all()
-    assert result.forward_count == 50 * int((result.iterations + 1).sum())
+    # candidates already evaluated for an image are not queried again (the memo): at most the
+    # full budget, and at least the first population of every image
+    budget = 50 * int((result.iterations + 1).sum())
+    assert 50 * len(result) <= result.forward_count <= budget
     assert not math.isnan(float(result.extra["probability_trace"][:, 0].mean()))

@@ -26,6 +26,10 @@ Deviations from the paper / the authors' code:
   ``stop_on_success=True`` adds (for comparisons under the same rule). Success is decided
   afterwards by the base class on the best candidate, so an image can be fooled without reaching the threshold (thesis Fig. 12.16).
 - The random draws of an image depend on which other images of its batch are still running.
+- A candidate whose applied pixels (floored coordinates, rounded colours) were already evaluated
+  for its image is not evaluated again: its earlier probability is reused (the random streams
+  are unchanged; the probabilities differ from a fresh evaluation only by float noise across
+  batch compositions). At d = 1, 100 x 50, this saves about 12 % of the model queries.
 
 ``variant="thesis"`` is the thesis code's ``one_pixel_attack`` (batched here, over images and
 candidates; its random streams are torch's, not numpy's):
@@ -76,11 +80,15 @@ class OnePixel(Attack):
     ``extra["probability_trace"]`` is float ``[N, generations+1]``: the best candidate's
     probability of the label (untargeted) or of the target (targeted) after each generation,
     NaN after the image stopped (rows of images not attacked are 0). ``iterations`` counts
-    generations run; ``forward_count`` counts every candidate evaluated.
+    generations run; ``forward_count`` counts the candidate images passed forward: a candidate
+    setting the same pixels to the same 8-bit colours as one already evaluated for its image
+    reuses that one's probability (``variant="foolkit"``; the thesis variant's colours are not
+    discrete and every candidate is evaluated).
     """
 
     name = "onepixel"
     added_params = {"stop_on_success": False, "variant": "foolkit"}
+    _memoize = True  # reuse the probabilities of candidates already evaluated (tests switch it off)
 
     def __init__(self, *, pixels: int = 1, population: int = 100, generations: int = 50, seed: int = 0,
                  batch_images: int = 100, forward_batch: int | None = None, threshold: float | None = None,
@@ -134,12 +142,10 @@ class OnePixel(Attack):
                         nhwc = False
                 return model(imgs)
 
-        def fitness(cand, problems, xs, want):
-            b, p, _ = cand.shape
-            genes = cand.reshape(b * p, self.pixels, per)
-            owner = problems.repeat_interleave(p)
+        def query(genes, owner, xs, want):
+            """Probability of ``want`` and the fooled flag of candidates ``genes [M, d, per]``."""
             out, hit = [], []
-            for s in range(0, b * p, chunk):
+            for s in range(0, len(genes), chunk):
                 imgs = put(xs[owner[s:s + chunk]], genes[s:s + chunk])
                 prob = wide_logits(forward(imgs)).softmax(1)
                 wanted_now = want[owner[s:s + chunk]]
@@ -147,10 +153,22 @@ class OnePixel(Attack):
                 # fooled: the label lost (untargeted) or the target won (targeted)
                 hit.append((prob.argmax(1) != wanted_now) if target is None else (prob.argmax(1) == wanted_now))
                 counter.forward += len(imgs)
-            prob = torch.cat(out).view(b, p).to(torch.float64)
+            if not out:
+                return torch.empty(0, device=device), torch.empty(0, dtype=torch.bool, device=device)
+            return torch.cat(out), torch.cat(hit)
+
+        def fitness(cand, problems, xs, want, memo):
+            b, p, _ = cand.shape
+            genes = cand.reshape(b * p, self.pixels, per)
+            owner = problems.repeat_interleave(p)
+            if memo is None:
+                prob, hit = query(genes, owner, xs, want)
+            else:
+                prob, hit = memo.lookup(genes, owner, lambda g, o: query(g, o, xs, want))
+            prob, hit = prob.view(b, p).to(torch.float64), hit.view(b, p)
             # lower is better; the thesis maximises the target's probability itself
             fit = prob if target is None else -prob if thesis else 1 - prob
-            return (fit, torch.cat(hit).view(b, p)) if self.stop_on_success else fit
+            return (fit, hit) if self.stop_on_success else fit
 
         x_adv = x0.clone()
         iterations = torch.zeros(n, dtype=torch.long, device=device)
@@ -170,7 +188,10 @@ class OnePixel(Attack):
                 colours = colours * 127 + 128
             pop = torch.cat([coords, colours], -1).reshape(b, self.population, dim)
             pop = torch.minimum(torch.maximum(pop, lower), upper)
-            best, _, ran, tr = _de.minimize(lambda cand, pr: fitness(cand, pr, xs, want), pop, lower=lower,
+            # late generations re-propose pixels already tried (>half of the children by generation 50
+            # at d = 1): the foolkit variant's candidates are discrete, so their probabilities are reused
+            memo = None if thesis or not self._memoize else _Memo.create(h, w, c, b * (self.generations + 1) * self.population)
+            best, _, ran, tr = _de.minimize(lambda cand, pr: fitness(cand, pr, xs, want, memo), pop, lower=lower,
                                             upper=upper, generations=self.generations, generator=gen,
                                             threshold=stop, boundary="resample" if thesis else "clip",
                                             gene_pool=self.pixels if thesis else None)
@@ -179,6 +200,69 @@ class OnePixel(Attack):
             iterations[s:s + b] = ran.clamp_max(self.generations - 1) if thesis else ran
             trace[s:s + b] = (tr if target is None else -tr if thesis else 1 - tr).to(torch.float32)
         return x_adv, iterations, {"probability_trace": trace}
+
+
+class _Memo:
+    """The candidates of one DE run already evaluated, per image: a candidate whose applied pixels
+    (floored coordinates, rounded 8-bit colours, in order) equal an earlier one's of the same
+    image gets that one's probability and fooled flag instead of a forward pass.
+
+    Candidates are identified exactly: each pixel packs into one int64 (row, col, colours), and
+    (image, pixel 1, ..., pixel d) is ranked one pixel at a time with 1-D ``torch.unique``
+    (sorting rows of a 2-D key is ~70x slower)."""
+
+    def __init__(self, h: int, w: int, c: int):
+        self.h, self.w, self.c = h, w, c
+        self.span = h * w * 256 ** c  # distinct values of one pixel's key
+        self.owner = self.keys = self.prob = self.hit = None
+
+    @classmethod
+    def create(cls, h: int, w: int, c: int, most: int) -> "_Memo | None":
+        """None when ``most`` ranks times a pixel's key range could overflow int64."""
+        return cls(h, w, c) if (most + 1) * h * w * 256 ** c < 2 ** 62 else None
+
+    def _pixel_keys(self, genes: torch.Tensor) -> torch.Tensor:
+        """``genes [M, d, 2+C]`` -> int64 ``[M, d]``, equal exactly when ``apply`` sets the same pixel."""
+        key = (genes[..., 0].floor().long().clamp(0, self.h - 1) * self.w
+               + genes[..., 1].floor().long().clamp(0, self.w - 1))
+        for v in genes[..., 2:].round().clamp(0, 255).long().unbind(-1):
+            key = key * 256 + v
+        return key
+
+    def lookup(self, genes: torch.Tensor, owner: torch.Tensor, query):
+        """Probabilities and fooled flags ``([M], [M])`` of ``genes [M, d, 2+C]`` for images
+        ``owner [M]``; ``query(genes [m, d, 2+C], owner [m])`` evaluates the m new ones."""
+        keys = self._pixel_keys(genes)
+        if self.owner is None:
+            self.owner = owner[:0]
+            self.keys = keys[:0]
+            self.prob = torch.empty(0, device=genes.device)
+            self.hit = torch.empty(0, dtype=torch.bool, device=genes.device)
+        known = len(self.owner)
+        ids = torch.cat([self.owner, owner])
+        all_keys = torch.cat([self.keys, keys])
+        for j in range(all_keys.shape[1]):  # rank (image, pixels so far); ranks < 2**62 / span: no overflow
+            ids = torch.unique(ids * self.span + all_keys[:, j], return_inverse=True)[1]
+        n_ids = int(ids.max()) + 1 if len(ids) else 0
+        mine = ids[known:]
+        seen = torch.zeros(n_ids, dtype=torch.bool, device=ids.device)
+        seen[ids[:known]] = True
+        # the first child proposing each unseen candidate is evaluated, in the children's order
+        first = torch.full((n_ids,), len(mine), dtype=torch.long, device=ids.device)
+        first.scatter_reduce_(0, mine, torch.arange(len(mine), device=ids.device), "amin")
+        pos = first[mine[~seen[mine]].unique()].sort().values
+        prob, hit = query(genes[pos], owner[pos])
+        table_prob = torch.empty(n_ids, dtype=prob.dtype, device=ids.device)
+        table_hit = torch.zeros(n_ids, dtype=torch.bool, device=ids.device)
+        table_prob[ids[:known]] = self.prob.to(prob.dtype)
+        table_hit[ids[:known]] = self.hit
+        table_prob[mine[pos]] = prob
+        table_hit[mine[pos]] = hit
+        self.owner = torch.cat([self.owner, owner[pos]])
+        self.keys = torch.cat([self.keys, keys[pos]])
+        self.prob = torch.cat([self.prob.to(prob.dtype), prob])
+        self.hit = torch.cat([self.hit, hit])
+        return table_prob[mine], table_hit[mine]
 
 
 def apply(x: torch.Tensor, genes: torch.Tensor) -> torch.Tensor:
