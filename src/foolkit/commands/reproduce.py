@@ -4,6 +4,7 @@
     foolkit reproduce --sizes cpu --data ../shared/datasets/cifar10-jpeg --out reports/thesis
     foolkit reproduce --only table-12.3,figure-12.2 --models cifar10/resnet20 --out reports/thesis
     foolkit reproduce --models cifar10/resnet50=r50.pt,cifar10/mobilenet_v2=mnv2.pt --out reports/thesis
+    foolkit reproduce --quick --engine ray --out reports/thesis-quick     # one Ray task per attack run
 
 Runs are stored in ``<out>/runs.db``: rerun the same command to resume an interrupted run.
 """
@@ -40,6 +41,12 @@ def add_arguments(p) -> None:
     p.add_argument("--max-images", type=int, default=None,
                    help="cap every experiment's image count (smoke tests)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default: the runs one after the other) or ray: the attack runs as Ray tasks, one per "
+                        "run, merged into runs.db, then the rest as with local (pip install 'foolkit[ray]')")
+    p.add_argument("--address", default=None,
+                   help="with --engine ray: a Ray cluster to join (e.g. head:6379; --out on a shared file system); "
+                        "default: a local instance on 127.0.0.1")
     p.add_argument("--out", default=None, help="output folder (default reports/thesis), created if missing; its "
                                               "parent folder must exist")
 
@@ -53,6 +60,8 @@ def run(args) -> int:
 
     if args.max_images is not None and args.max_images < 1:
         raise ValueError(f"--max-images must be >= 1, got {args.max_images}")
+    if args.address is not None and args.engine != "ray":
+        raise ValueError("--address joins a Ray cluster: use it with --engine ray")
     if args.quick and args.sizes not in (None, "quick"):
         raise ValueError(f"--quick contradicts --sizes {args.sizes}")
     # a user-given folder's parent must exist; the default's (reports/) may be created
@@ -62,7 +71,7 @@ def run(args) -> int:
     path = reproduce(out, quick=args.quick, sizes=args.sizes, only=_split(args.only) or None, models=_split(args.models) or None,
                      checkpoints=_split(args.checkpoint), data_root=args.data, device=args.device,
                      progress=not args.no_progress, n_override=args.max_images,
-                     debug=getattr(args, "debug", False))
+                     debug=getattr(args, "debug", False), engine=args.engine, address=args.address)
     print(f"wrote {path} and {path.with_suffix('.html')}")
     import json
     import sys

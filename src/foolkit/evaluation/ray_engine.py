@@ -81,7 +81,7 @@ def _cause(exc: BaseException) -> BaseException:
 
 def run_on_ray(tasks: list, spec, out: str, *, address: str | None = None, num_cpus: int | None = None,
                cpus_per_task: int = 1, gpus_per_task: float = 0, max_retries: int = 3, device: str = "cpu",
-               on_done: Callable[[dict], None] | None = None) -> list[dict]:
+               on_done: Callable[[dict], None] | None = None, fn: Callable[..., dict] | None = None) -> list[dict]:
     """Run ``tasks`` (:class:`~foolkit.evaluation.sweep.Task`) as Ray tasks; returns their summaries.
 
     Args:
@@ -93,6 +93,8 @@ def run_on_ray(tasks: list, spec, out: str, *, address: str | None = None, num_c
             store, so finished batches are not computed twice). Exceptions raised by the task
             (bad input) are not retried.
         on_done: called with each task's summary as it finishes.
+        fn: what each Ray task runs, ``fn(task, spec, out, device, threads) -> dict`` (a module-level
+            function, pickled to the workers); default: one sweep task (``sweep.run_task``).
     """
     ray = import_ray()
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
@@ -107,13 +109,14 @@ def run_on_ray(tasks: list, spec, out: str, *, address: str | None = None, num_c
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
             connected = True
         return _run(ray, connected, tasks, spec, out, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task,
-                    max_retries=max_retries, device=device, on_done=on_done)
+                    max_retries=max_retries, device=device, on_done=on_done, fn=fn or _remote_task)
 
 
-def _run(ray, connected, tasks, spec, out, *, cpus_per_task, gpus_per_task, max_retries, device, on_done):
+def _run(ray, connected, tasks, spec, out, *, cpus_per_task, gpus_per_task, max_retries, device, on_done,
+         fn=_remote_task):
     try:
         remote = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=max_retries,
-                            retry_exceptions=False)(_remote_task)
+                            retry_exceptions=False)(fn)
         spec_ref = ray.put(spec)
         pending = [remote.remote(t, spec_ref, out, device, cpus_per_task) for t in tasks]
         summaries = []

@@ -17,13 +17,15 @@ DenseNet-BC-40, MobileNetV2 x0.5, small Inception x0.5). The hi-res figures use
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
+import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -356,9 +358,10 @@ def plan(exp: Experiment, mm: ModelMap, quick: bool, n_available: int, imagenet_
                 t.n = ref_n
         p.notes.append(f"{shared} on the images of {exp.shares} ({ref_n}); the other attacks on the first {n}, "
                        f"where every run is compared")
-    if exp.id == "part-iv":
+    if exp.id == "part-iv":  # + the adversarially trained models' runs (issue #22)
+        from .part4_advtrain import estimate_ms as _advtrain_ms
         p.extra_ms = sum(math.sqrt(_scale(c.name)) * _COST["part4_per_model"] + _scale(c.name) * n *
-                         _COST["part4_per_image"] for c in choices)
+                         _COST["part4_per_image"] for c in choices) + _advtrain_ms(p.tasks)
     if q:
         p.notes.append(("quick mode: " if quick else "CPU sizes (thesis sizes cut): ")
                        + ", ".join(f"{k} {v}" for k, v in q.items()))
@@ -450,18 +453,23 @@ def model_xi(xi: float, model) -> float:
     return float(xi)
 
 
-def run_task(t: Task, exp: Experiment, ctx: Context, on_batch) -> dict:
+def _task_params(t: Task, ctx: Context) -> dict:
+    """The attack parameters of ``t`` as ``evaluate`` gets them (the thesis's universal radius in
+    the model's units)."""
+    params = dict(t.params)
+    if t.attack == "universal" and params.get("variant") == "thesis" and "xi" in params:
+        params["xi"] = model_xi(params["xi"], ctx.model(t.choice))
+    return params
+
+
+def _evaluate_task(t: Task, exp: Experiment, ctx: Context, on_batch, params: dict):
+    """Attack ``t``'s images into ``ctx.store`` (resuming what it holds). -> (Run, extra point fields)."""
     from ..evaluation import runner
     data = ctx.data(t, exp)
     kwargs = dict(store=ctx.store, device=ctx.device, progress=on_batch, checkpoint=t.choice.checkpoint,
                   normalization=t.choice.normalization)
-    params = dict(t.params)
-    if t.attack == "universal" and params.get("variant") == "thesis" and "xi" in params:
-        params["xi"] = model_xi(params["xi"], ctx.model(t.choice))
     variant = params.get("variant", "foolkit")
-    point = {"experiment": t.experiment, "run": t.run_index, "attack": t.attack, "model": t.choice.label,
-             "params": t.point, "attack_params": runner._jsonable(params), "n": t.n, "role": t.role,
-             "variant": variant}
+    extra = {}
     if t.attack == "clean":  # FGSM with eps = 0 gives the clean accuracy (and stores the images)
         run = runner.evaluate(t.choice.name, "fgsm", data, attack_params={"eps": 0.0}, **kwargs)
     elif t.mode == "minimal":
@@ -475,12 +483,25 @@ def run_task(t: Task, exp: Experiment, ctx: Context, on_batch) -> dict:
         clip = bool(t.params.get("clip", True))
         run = runner.evaluate(t.choice.name, "fgsm", data, attack_params={"eps": per, "clip": clip, "variant": variant},
                               batch_size=max(1, len(x)), **kwargs)
-        point["min_eps"] = [None if math.isnan(v) else v for v in eps.tolist()]
+        extra["min_eps"] = [None if math.isnan(v) else v for v in eps.tolist()]
     elif t.mode == "fit":
         run = runner.evaluate(t.choice.name, "universal", data, attack_params=params, fit_size=t.fit_n, **kwargs)
-        point["fit"] = _fit_info(ctx.store, run.run_id)
     else:
         run = runner.evaluate(t.choice.name, t.attack, data, attack_params=params, target=t.target, **kwargs)
+    return run, extra
+
+
+def run_task(t: Task, exp: Experiment, ctx: Context, on_batch) -> dict:
+    from ..evaluation import runner
+    params = _task_params(t, ctx)
+    variant = params.get("variant", "foolkit")
+    point = {"experiment": t.experiment, "run": t.run_index, "attack": t.attack, "model": t.choice.label,
+             "params": t.point, "attack_params": runner._jsonable(params), "n": t.n, "role": t.role,
+             "variant": variant}
+    run, extra = _evaluate_task(t, exp, ctx, on_batch, params)
+    point.update(extra)
+    if t.mode == "fit":
+        point["fit"] = _fit_info(ctx.store, run.run_id)
     point["run_id"] = run.run_id
     point["shape"] = list(run.config["data"].get("shape", []))
     records = run.records()
@@ -490,14 +511,196 @@ def run_task(t: Task, exp: Experiment, ctx: Context, on_batch) -> dict:
     return point
 
 
+# ------------------------------------------------------------------------------ the Ray engine
+ENGINES = ("local", "ray")
+
+
+def task_key(t: Task, exp: Experiment, data_root: str | None) -> str:
+    """A name for the run ``t`` computes, for its store ``<out>/tasks/<key>.db``: tasks of several
+    experiments with the same key are one run (deepfool-l2 and deepfool-clip share theirs)."""
+    import hashlib
+
+    from ..evaluation.runner import _jsonable
+    content = {"attack": t.attack, "mode": t.mode, "model": t.choice.name, "checkpoint": t.choice.checkpoint,
+               "normalization": t.choice.normalization, "params": t.params, "n": t.n, "fit_n": t.fit_n,
+               "target": t.target, "images": exp.images.source, "data": data_root}
+    text = json.dumps(_jsonable(content), sort_keys=True, default=str)
+    return f"{t.attack}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def task_store(out: str | Path, key: str) -> Path:
+    return Path(out) / "tasks" / f"{key}.db"
+
+
+def planned_run_id(t: Task, exp: Experiment, ctx: Context, _cache: dict | None = None) -> str | None:
+    """The run id ``evaluate`` gives ``t``'s run (the config ``runner._evaluate`` hashes), computed
+    without attacking; None for a minimal-epsilon run (its per-image eps are found by attacking).
+    ``_cache``: model identities by (model, image shape), shared between calls."""
+    from .. import __version__
+    from ..attacks.base import check_model_output, validate_labels
+    from ..evaluation import runner
+    from ..models.sources import prepare_model
+
+    if t.mode == "minimal":
+        return None
+    params = _task_params(t, ctx)
+    name, params, target = ("fgsm", {"eps": 0.0}, None) if t.attack == "clean" else (t.attack, params, t.target)
+    attack = runner._resolve_attack(name, params)
+    x, _, data_spec, _ = runner._resolve_data(ctx.data(t, exp))
+    cache = {} if _cache is None else _cache
+    where = (t.choice, tuple(x.shape[1:]))
+    if where not in cache:
+        model, checkpoint = prepare_model(t.choice.name, t.choice.checkpoint, ctx.device, x.shape,
+                                          data_spec.get("dataset"))
+        net, model_spec, _ = runner._resolve_model(model, checkpoint, ctx.device, t.choice.normalization)
+        cache[where] = (model_spec, check_model_output(net, x[:1].to(ctx.device)))
+    model_spec, num_classes = cache[where]
+    universal = runner.is_universal(attack)
+    fit_size = (t.fit_n if t.fit_n is not None else max(1, len(x) // 2)) if universal else None
+    tgt = None if target is None else validate_labels(target, len(x), num_classes, "target", "cpu")
+    attack_spec = {"name": name, "class": f"{type(attack).__module__}.{type(attack).__qualname__}",
+                   "params": runner._jsonable(attack.identity_params())}
+    config = {"model": model_spec, "attack": attack_spec, "data": data_spec, "seed": 0,
+              "target": None if tgt is None else runner.tensor_sha256(tgt), "fit_size": fit_size,
+              "batch_size": runner.DEFAULT_BATCH_SIZE, "version": __version__}
+    return runner.run_hash(config)
+
+
+def _ray_task(job: tuple, spec: dict, out: str, device: str, threads: int) -> dict:
+    """One Ray task: attack ``job = (key, Task)`` into its own store ``<out>/tasks/<key>.db``.
+    An exception is returned, not raised: the other runs go on, and the local pass reruns this
+    one within its experiment, which then reports the failure as the local engine does."""
+    key, t = job
+    if spec.get("foolkit_data") and not os.environ.get("FOOLKIT_DATA"):
+        os.environ["FOOLKIT_DATA"] = spec["foolkit_data"]  # the driver's default data, on any node
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    try:
+        exp = next(e for e in EXPERIMENTS if e.id == t.experiment)
+        ctx = Context(Path(out), spec["data_root"], device, progress=False)
+        ctx.store = str(task_store(out, key))
+        Path(ctx.store).parent.mkdir(parents=True, exist_ok=True)
+        run, _ = _evaluate_task(t, exp, ctx, None, _task_params(t, ctx))
+        return {"key": key, "run_id": run.run_id, "seconds": time.perf_counter() - start, "error": None}
+    except Exception as exc:
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        return {"key": key, "run_id": None, "seconds": time.perf_counter() - start,
+                "error": f"{type(exc).__name__}: {text}"}
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _absolute(t: Task) -> Task:
+    """``t`` with its checkpoint as an absolute path (a Ray worker may start in another folder;
+    the run's identity is the file's content, so the run id is the same)."""
+    if t.choice.checkpoint is None:
+        return t
+    return replace(t, choice=Choice(t.choice.name, str(Path(t.choice.checkpoint).resolve())))
+
+
+def run_attacks_on_ray(plans: dict, ctx: Context, *, address: str | None = None, num_cpus: int | None = None,
+                       max_retries: int = 3, progress: bool = True, log=print) -> dict:
+    """The Ray engine's first pass: every attack run of ``plans`` not yet in ``ctx.store`` runs as
+    one Ray task (1 CPU, 1 torch thread) into ``<out>/tasks/<key>.db``; the finished stores are
+    merged into ``ctx.store`` (:func:`~foolkit.evaluation.merge.merge_stores`) and deleted.
+
+    Left to the local pass that follows (which resumes, or skips, every run in ``ctx.store``):
+    runs already there, whole or in part (a Ray rerun of a stored batch would give floats that
+    need not be bit-equal, and the merge refuses differing records), minimal-epsilon runs (the
+    local pass finds their per-image eps by attacking anyway), and runs whose Ray task failed.
+
+    Args:
+        address: a Ray cluster (``"head:6379"``; ``<out>`` must then be on a shared file system);
+            None starts a local instance bound to 127.0.0.1 (``num_cpus`` CPUs), shut down at the end.
+        max_retries: re-runs of a task whose worker died (it resumes its store).
+    -> ``{"runs", "stored", "local", "failed", "seconds"}``: runs sent to Ray, runs already stored,
+    runs left to the local pass, Ray tasks that failed; wall seconds.
+    """
+    from ..evaluation.merge import merge_stores
+    from ..evaluation.ray_engine import run_on_ray
+    from ..evaluation.store import Store
+
+    start = time.perf_counter()
+    jobs: dict[str, tuple[Task, Experiment]] = {}
+    for pl in plans.values():
+        if pl.skip:
+            continue
+        for t in pl.tasks:
+            jobs.setdefault(task_key(t, pl.experiment, ctx.data_root), (t, pl.experiment))
+    stored_ids: set[str] = set()
+    if Path(ctx.store).is_file() and Path(ctx.store).stat().st_size > 0:
+        with Store(ctx.store, readonly=True) as st:
+            stored_ids = {r["run_id"] for r in st.runs()}
+    todo, stored, local, cache = [], 0, 0, {}
+    for key, (t, exp) in jobs.items():
+        try:
+            rid = planned_run_id(t, exp, ctx, cache)
+        except Exception:  # bad input: the local pass reports it with its experiment
+            rid = None
+        if rid is None:
+            local += 1
+        elif rid in stored_ids:
+            stored += 1
+        else:
+            todo.append((key, _absolute(t)))
+    log(f"ray: {len(todo)} runs as Ray tasks, {stored} already in {ctx.store}, {local} left to the local pass",
+        file=sys.stderr)
+    failed, redundant = [], []
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(todo), desc="ray", unit="run", dynamic_ncols=True)
+
+    def done(summary: dict) -> None:
+        if summary["run_id"] in stored_ids:  # a mispredicted id: the local pass finishes the stored run
+            redundant.append(summary["key"])
+        if summary["error"]:
+            failed.append(summary["key"])
+            log(f"ray: run {summary['key']} failed ({summary['error']}); the local pass reruns it", file=sys.stderr)
+        if bar is not None:
+            bar.update(1)
+
+    spec = {"data_root": str(Path(ctx.data_root).resolve()) if ctx.data_root else None,
+            "foolkit_data": os.environ.get("FOOLKIT_DATA")}
+    try:
+        if todo:
+            run_on_ray(todo, spec, str(ctx.out), address=address, num_cpus=num_cpus, cpus_per_task=1,
+                       max_retries=max_retries, device=ctx.device, on_done=done, fn=_ray_task)
+    finally:
+        if bar is not None:
+            bar.close()
+    paths = {key: task_store(ctx.out, key) for key, _ in todo}
+    merged = [p for key, p in paths.items() if key not in redundant and p.is_file() and p.stat().st_size > 0]
+    if merged:
+        merge_stores(ctx.store, merged)
+    if paths:
+        for p in paths.values():  # merged, or already in ctx.store: delete
+            for f in (p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm")):
+                f.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            task_store(ctx.out, "x").parent.rmdir()  # the tasks/ folder, when nothing else is in it
+    return {"runs": len(todo), "stored": stored, "local": local, "failed": len(failed),
+            "seconds": time.perf_counter() - start}
+
+
 def reproduce(out: str | Path, *, quick: bool = False, sizes: str | None = None, only: list[str] | None = None, models: list[str] | None = None,
               checkpoints: list[str] | None = None, data_root: str | None = None, device: str = "cpu",
-              progress: bool = True, n_override: int | None = None, debug: bool = False, log=print) -> Path:
+              progress: bool = True, n_override: int | None = None, debug: bool = False, log=print,
+              engine: str = "local", address: str | None = None, num_cpus: int | None = None,
+              max_retries: int = 3) -> Path:
     """Run the selected experiments (all by default; ``only``: experiment, table or figure ids)
     and write ``<out>/report.md`` and ``report.html``. Returns the Markdown path.
 
     ``sizes``: "quick" (same as ``quick=True``), "cpu" (the thesis's experiments with the
-    samples cut to about two hours on 2 CPU cores, see ``CPU``) or "thesis" (the default)."""
+    samples cut to about two hours on 2 CPU cores, see ``CPU``) or "thesis" (the default).
+
+    ``engine``: "local" (every run in this process, one after the other) or "ray": the attack
+    runs not yet in ``<out>/runs.db`` first run as Ray tasks, one per run, merged into it
+    (:func:`run_attacks_on_ray`; ``address``: a Ray cluster, None: a local instance on 127.0.0.1
+    with ``num_cpus`` CPUs; ``max_retries``: re-runs of a task whose worker died); everything
+    after the attacks (derived results, transfer matrices, figures, report) then runs here as
+    with the local engine, reading the same store."""
     from ..data import load
     from .render import Progress, write_report
 
@@ -506,6 +709,13 @@ def reproduce(out: str | Path, *, quick: bool = False, sizes: str | None = None,
         raise ValueError(f"unknown sizes {sizes!r}; choose one of {', '.join(SIZES)}")
     from ..machine import parse_device
     parse_device(device)  # "cuda" without CUDA: refused before <out> is created
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if address is not None and engine != "ray":
+        raise ValueError("address= (--address) joins a Ray cluster: use it with engine='ray'")
+    if engine == "ray":
+        from ..evaluation.ray_engine import import_ray
+        import_ray()  # Ray missing: one line, before <out> is created
     quick, cpu = sizes == "quick", sizes == "cpu"
     out = Path(out)
     mm = parse_models(models, checkpoints)
@@ -547,6 +757,9 @@ def reproduce(out: str | Path, *, quick: bool = False, sizes: str | None = None,
         f"from per-image costs measured on this project's machine); runs already in {ctx.store} are skipped",
         file=sys.stderr)
     results["expected_seconds"] = expected
+    if engine == "ray":
+        results["ray"] = run_attacks_on_ray(plans, ctx, address=address, num_cpus=num_cpus, max_retries=max_retries,
+                                            progress=progress, log=log)
     bars = Progress(total, progress)
     start = time.perf_counter()
     try:
@@ -611,7 +824,7 @@ def reproduce(out: str | Path, *, quick: bool = False, sizes: str | None = None,
             bars.tqdm.write(f"{exp.id}: {entry['status']} in {entry['seconds']:.0f} s")
     finally:
         bars.close()
-    results["seconds"] = time.perf_counter() - start
+    results["seconds"] = time.perf_counter() - start + results.get("ray", {}).get("seconds", 0.0)
     from ..machine import describe
     results["machine"] = describe(device)
     results["data"] = str(data_root) if data_root else "the 1,000 CIFAR-10 test images bundled with foolkit"
