@@ -179,3 +179,30 @@ def test_train_cli_adversarial_options(tmp_path):
     bad = subprocess.run(cmd[:-6] + ["--alpha", "2"], capture_output=True, text=True, timeout=120,
                          cwd=tmp_path)
     assert bad.returncode == 2 and "alpha" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_train_device_option(tmp_path, capsys):
+    """`--device`: an absent GPU is a one-line error before anything is written; `--device cpu`
+    trains, and the same run through the library (default device) gives the same weights."""
+    import pytest
+    from foolkit.cli import main
+    tiny_folder(tmp_path / "data", per_class=2)
+    args = ["train", "cifar10/resnet20", "--data", str(tmp_path / "data"), "--epochs", "2", "--batch-size", "5",
+            "--max-steps", "4", "--seed", "3", "--quiet"]
+    if not torch.cuda.is_available():
+        assert main(args + ["--out", str(tmp_path / "gpu"), "--device", "cuda"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "cuda" in err and "not available" in err
+        assert not (tmp_path / "gpu").exists()
+    assert main(args + ["--out", str(tmp_path / "bad"), "--device", "tpu:0"]) == 2
+    assert "unknown device" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main(args + ["--out", str(tmp_path / "cpu"), "--device", "cpu"]) == 0
+    lib = train(TrainConfig(epochs=2, batch_size=5, max_steps=4, seed=3, max_lr=0.15),  # the CLI's max-lr
+                tmp_path / "data", tmp_path / "lib", progress=False)
+    a = torch.load(tmp_path / "cpu" / "weights.pt", weights_only=True)
+    b = torch.load(tmp_path / "lib" / "weights.pt", weights_only=True)
+    assert all(v.device.type == "cpu" for v in a.values())
+    for k in a:  # same process, same threads: only summation order could differ, so a tight tolerance
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    hist = json.loads((tmp_path / "cpu" / "history.json").read_text())["history"]
+    assert hist[-1]["test_acc"] == pytest.approx(lib["history"][-1]["test_acc"])

@@ -132,14 +132,14 @@ def adversarial_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *
     Returns the scalar loss, with gradients to the model's parameters.
     """
     x = x.detach().requires_grad_(True)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):  # the batch's device: cpu or cuda
         logits = model(x)
     clean = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
     (grad,) = torch.autograd.grad(clean, x, retain_graph=True)
     x_adv = (x.detach() + eps * grad.sign()).clamp_(0, 1)
     if bf16:
         x_adv = x_adv.contiguous(memory_format=torch.channels_last)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits_adv = model(x_adv)
     adv = F.cross_entropy(logits_adv.float(), y, label_smoothing=label_smoothing)
     return alpha * clean + (1 - alpha) * adv
@@ -176,17 +176,23 @@ def cutout(x: torch.Tensor, size: int, generator: torch.Generator, fill: torch.T
 
 @torch.no_grad()
 def evaluate_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    """Top-1 accuracy of ``model`` on x ``[N,C,H,W]`` in [0,1] and labels y ``[N]`` (on any
+    device: each batch moves to the model's)."""
     model.eval()
+    device = next(model.parameters()).device
     correct = 0
     for i in range(0, len(x), batch_size):
-        correct += (model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum().item()
+        pred = model(x[i:i + batch_size].to(device)).argmax(1).cpu()
+        correct += (pred == y[i:i + batch_size]).sum().item()
     return correct / len(x)
 
 
 def _state_copy(net: torch.nn.Module) -> dict:
-    """A contiguous copy of ``net``'s state_dict that later in-place updates of the network do
-    not change (``contiguous()`` of a contiguous tensor would share its storage)."""
-    return {k: v.detach().clone(memory_format=torch.contiguous_format) for k, v in net.state_dict().items()}
+    """A contiguous CPU copy of ``net``'s state_dict that later in-place updates of the network do
+    not change (``contiguous()`` of a contiguous tensor would share its storage); on the CPU, so
+    checkpoints trained on a GPU load anywhere."""
+    return {k: v.detach().to("cpu", copy=True, memory_format=torch.contiguous_format)
+            for k, v in net.state_dict().items()}
 
 
 @torch.no_grad()
@@ -209,11 +215,12 @@ def _swa_weights(model, net_sd: dict, swa_sum: dict, swa_count: int, xtr_u8: tor
     # statistics of unaugmented images cost 4.5 points of test accuracy, augmented ones 0.2).
     generator = torch.Generator().manual_seed(config.seed)
     order = torch.randperm(len(xtr_u8), generator=generator)
+    device = next(net.parameters()).device
     for i in range(0, len(xtr_u8), batch_size):
-        xb = random_crop_flip(xtr_u8[order[i:i + batch_size]].float().div_(255), generator)
+        xb = random_crop_flip(xtr_u8[order[i:i + batch_size]].float().div_(255), generator).to(device)
         if config.bf16:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
             model(xb)
     for bn, momentum in zip(bns, momenta):
         bn.momentum = momentum
@@ -227,16 +234,22 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.PathLike,
-          progress: bool = True) -> dict:
+          progress: bool = True, device: str | torch.device = "cpu") -> dict:
     """Train (or resume) ``config.model`` on CIFAR-10 at ``data_root``; returns the history.
 
     Writes ``out_dir/last.pt`` (full training state, every epoch), ``out_dir/weights.pt``
-    (raw network state_dict after the last finished epoch) and ``out_dir/history.json``.
+    (raw network state_dict after the last finished epoch, CPU tensors) and
+    ``out_dir/history.json``. ``device``: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``, where the network
+    and its batches live (augmentation stays on the CPU with its seeded generator, so the batches
+    are the same on every device); bf16 autocast runs on that device's type. The device is not
+    part of the training state: a run may resume on another one.
     """
     from .data.cifar10 import load_cifar10_uint8
+    from .machine import parse_device
     from .models.registry import build
 
     config.validate()
+    device = parse_device(device)  # an absent GPU fails here, before anything is written
     out = Path(out_dir)
     state_path = out / "last.pt"
 
@@ -250,6 +263,7 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
         except RuntimeError as exc:
             raise ModelError(f"--init-from {config.init_from} does not fit {config.model}: "
                              f"{str(exc).splitlines()[0][:300]}") from exc
+    model.to(device)  # before the optimizer exists: its state follows the parameters' device
     xtr_u8, ytr = load_cifar10_uint8("train", data_root)
     xte_u8, yte = load_cifar10_uint8("test", data_root)
     if config.limit:  # a fixed random subset, so every class is present
@@ -300,7 +314,7 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
                     f"cannot resume: {state_path} was trained with {key}={saved.get(key)!r}, "
                     f"now {key}={getattr(config, key)!r}; use another --out or the same settings")
         net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        optimizer.load_state_dict(state["optimizer"])  # casts the saved state to the parameters' device
         start_epoch, steps_done = state["epoch"], state["steps_done"]
         history = json.loads(state["history"])
         reschedules = json.loads(state.get("reschedules", "[]"))
@@ -321,6 +335,7 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
         model.eval()
         return {"config": asdict(config), "history": history}
     out.mkdir(parents=True, exist_ok=True)
+    fill = model.mean.detach().cpu()  # cutout's fill, on the CPU where augmentation runs
     for epoch in range(start_epoch, config.epochs):
         if config.max_steps is not None and steps_done >= config.max_steps:
             break
@@ -337,15 +352,15 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
             idx = order[step * config.batch_size:(step + 1) * config.batch_size]
             xb = random_crop_flip(xtr[idx].float().div_(255), generator)
             if config.cutout:
-                xb = cutout(xb, config.cutout, generator, fill=model.mean)
-            yb = ytr[idx]
+                xb = cutout(xb, config.cutout, generator, fill=fill)
+            xb, yb = xb.to(device, non_blocking=True), ytr[idx].to(device, non_blocking=True)
             if config.bf16:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             if config.adversarial == "fgsm":
                 loss = adversarial_loss(model, xb, yb, alpha=config.alpha, eps=config.eps,
                                         label_smoothing=config.label_smoothing, bf16=config.bf16)
             else:
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
                     logits = model(xb)
                 loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
             if config.ortho_beta:

@@ -27,6 +27,17 @@ ACQUISITION_TEXT = ("the cited work (13.2.1) found that the natural transformati
 QUANT_TEXT = ("13.2.3: common quantization makes networks more vulnerable (error amplification, Fig. 13.2); "
               "orthogonality-regularised quantization does not")
 ADVTRAIN_TEXT = "13.2.2: FGSM adversarial training leaves the network vulnerable to other attacks"
+# Adversarial training (13.2.2): (label, attack, params) run on each FGSM-trained model and on its base;
+# params None: those of part-iv's run of that attack (its size's settings, so the base's runs are shared)
+FGSM_SMALL_EPS = 0.01
+ADVTRAIN_RUNS = (
+    ("FGSM eps 0.0314 (training eps)", "fgsm", None),
+    (f"FGSM eps {FGSM_SMALL_EPS}", "fgsm", {"eps": FGSM_SMALL_EPS, "clip": True}),
+    ("DeepFool L2", "deepfool", None),
+    ("DeepFool L∞", "deepfool", {"norm": "inf"}),
+    ("SparseFool", "sparsefool", None),
+    ("One Pixel", "onepixel", None),
+)
 # Part IV's attacks whose adversarial pairs are analysed (universal: universal-l2's perturbation when it ran)
 GROWTH_ATTACKS = ("deepfool", "sparsefool", "onepixel", "fgsm", "universal")
 
@@ -66,7 +77,13 @@ PART_C = [
               "Acquisition: fk.defenses.Acquisition (translate, noise, blur, crop-resize, JPEG; seed 0) on the "
               "attacks' adversarial images of the undefended model. Quantization: fk.defenses.quantize, weights "
               "and activations at 8 and 4 bits, calibrated on 100 test images outside the attacked ones; DeepFool "
-              "(L2) and FGSM (eps 0.0314) run on the quantized copies through the same engine.",
+              "(L2) and FGSM (eps 0.0314) run on the quantized copies through the same engine. Adversarial training: "
+              "every adversarially trained model registered (cifar10/resnet20_advfgsm: 2 epochs of FGSM training, "
+              "alpha 0.5, eps 8/255) and the model it was fine-tuned from, on the same images: FGSM (eps 0.0314 "
+              "and 0.01), DeepFool L2 and L-inf, SparseFool and One Pixel at part-iv's settings. Its claim holds "
+              "if an attack other than FGSM fools >= 50 % of the defended model's attacked images within budget "
+              "(DeepFool, SparseFool: ||r||inf <= the training eps; One Pixel: one pixel) beyond 2 binomial "
+              "standard errors, fails if every one stays below 50 % beyond them.",
         claims=(
             *(_custom(f"instability appears from the first convolutional layer ({a} pairs)", f"first_layer:{a}",
                       FIRST_LAYER_TEXT) for a in GROWTH_ATTACKS),
