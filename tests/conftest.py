@@ -55,3 +55,42 @@ def resnet20():
 def bundled():
     import foolkit as fk
     return fk.data.load("cifar10", "test")
+
+
+def run_cli(argv, capsys):
+    """(exit code, stdout, stderr lines) of an in-process ``foolkit`` run; argparse exits count."""
+    from foolkit.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, [line for line in err.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def random_resnet20_weights(tmp_path_factory):
+    """A state_dict file of resnet20 with seeded random weights: CLI tests that do not need
+    the shipped network's accuracy run on it."""
+    import foolkit as fk
+
+    path = tmp_path_factory.mktemp("w") / "resnet20.pt"
+    torch.manual_seed(0)
+    torch.save(fk.models.build("cifar10/resnet20").net.state_dict(), path)
+    return str(path)
+
+
+def assert_same_records(a, b):
+    """Two runs hold the same samples: labels and flags equal, floats within rel 1e-5 (engines
+    compute in other processes and thread counts, where kernels may differ); timing aside."""
+    ra, rb = a.records(), b.records()
+    assert [r["idx"] for r in ra] == [r["idx"] for r in rb]
+    for x, y in zip(ra, rb):
+        for k in x:
+            if k == "seconds":
+                continue
+            if isinstance(x[k], float) and isinstance(y[k], float):
+                assert x[k] == pytest.approx(y[k], rel=1e-5, abs=1e-6), k
+            else:
+                assert x[k] == y[k], k

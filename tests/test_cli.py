@@ -9,27 +9,14 @@ import torch
 
 import foolkit as fk
 from foolkit.cli import main
+from conftest import run_cli
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    """Random resnet20 weights (the shipped ones may still be training)."""
-    path = tmp_path_factory.mktemp("w") / "resnet20.pt"
-    torch.manual_seed(0)
-    torch.save(fk.models.build("cifar10/resnet20").net.state_dict(), path)
-    return str(path)
-
-
-def run_cli(argv, capsys):
-    """(exit code, stdout, stderr lines) of an in-process run; argparse exits count too."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, [line for line in err.splitlines() if line.strip()]
+def weights(random_resnet20_weights):
+    return random_resnet20_weights
 
 
 def attack_args(tmp_path, weights, *extra):

@@ -11,22 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-import foolkit as fk
 from foolkit import files
 from foolkit.cli import error_line, main
 from foolkit.universal_io import save_universal
+from conftest import run_cli
 
 torch.set_num_threads(1)
-
-
-def run_cli(argv, capsys):
-    """(exit code, stdout, stderr lines) of an in-process run; argparse exits count too."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, [line for line in err.splitlines() if line.strip()]
 
 
 def snapshot(folder):
@@ -49,11 +39,8 @@ def refused(argv, capsys, folder, *words):
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    path = tmp_path_factory.mktemp("w") / "resnet20.pt"
-    torch.manual_seed(0)
-    torch.save(fk.models.build("cifar10/resnet20").net.state_dict(), path)
-    return str(path)
+def weights(random_resnet20_weights):
+    return random_resnet20_weights
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 import foolkit as fk
-from conftest import make_affine
-from foolkit.cli import main
+from conftest import make_affine, run_cli
 from foolkit.evaluation import Store, runs_in
 from foolkit.evaluation.merge import MergeConflict, merge_stores
 from foolkit.evaluation.store import encode_array
@@ -142,13 +141,6 @@ def test_timing_is_not_a_conflict(stores, tmp_path):
 
 
 # --- the command line --------------------------------------------------------------------
-def run_cli(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, [line for line in err.splitlines() if line.strip()]
 
 
 def test_cli_merge(stores, tmp_path, capsys):

@@ -23,19 +23,7 @@ def spec(**over):
     return s
 
 
-def assert_same_records(a, b):
-    """Same samples; labels/flags equal; floats within 1e-5 (each engine computes on 1 torch thread,
-    in another process: allow for kernel differences all the same)."""
-    ra, rb = a.records(), b.records()
-    assert [r["idx"] for r in ra] == [r["idx"] for r in rb]
-    for x, y in zip(ra, rb):
-        for k in x:
-            if k == "seconds":
-                continue
-            if isinstance(x[k], float) and isinstance(y[k], float):
-                assert x[k] == pytest.approx(y[k], rel=1e-5, abs=1e-6), k
-            else:
-                assert x[k] == y[k], k
+from conftest import assert_same_records  # noqa: E402,F401  (test_reproduce_ray reads it here)
 
 LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
 

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 import foolkit as fk
-from conftest import make_affine
-from foolkit.cli import main
+from conftest import make_affine, run_cli
 from foolkit.evaluation import Store, runs_in
 from foolkit.evaluation.merge import merge_stores
 from foolkit.evaluation.shards import parse_shard, shard_indices
@@ -137,21 +136,8 @@ def test_universal_shards_refit_the_same_perturbation(data, tmp_path):
 
 # --- the command line --------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    """Random resnet20 weights (the shipped ones may still be training)."""
-    path = tmp_path_factory.mktemp("w") / "resnet20.pt"
-    torch.manual_seed(0)
-    torch.save(fk.models.build("cifar10/resnet20").net.state_dict(), path)
-    return str(path)
-
-
-def run_cli(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, [line for line in err.splitlines() if line.strip()]
+def weights(random_resnet20_weights):
+    return random_resnet20_weights
 
 
 def attack_args(weights, out, *extra):

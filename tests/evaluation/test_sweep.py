@@ -10,6 +10,7 @@ from foolkit.cli import main
 from foolkit.evaluation import sweep as sweep_mod
 from foolkit.evaluation.run import runs_in
 from foolkit.evaluation.sweep import load_spec
+from conftest import assert_same_records
 
 MODEL = "cifar10/resnet20"
 
@@ -23,20 +24,6 @@ def spec(**over):
 
 def by_title(path):
     return {r.title: r for r in runs_in(path)}
-
-
-def assert_same_records(a, b):
-    """Same samples; labels/flags equal; floats within 1e-5 (kernels may differ with thread counts)."""
-    ra, rb = a.records(), b.records()
-    assert [r["idx"] for r in ra] == [r["idx"] for r in rb]
-    for x, y in zip(ra, rb):
-        for k in x:
-            if k == "seconds":
-                continue
-            if isinstance(x[k], float) and isinstance(y[k], float):
-                assert x[k] == pytest.approx(y[k], rel=1e-5, abs=1e-6), k
-            else:
-                assert x[k] == y[k], k
 
 
 def test_grid_and_task_ids_are_stable(tmp_path):

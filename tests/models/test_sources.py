@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 import foolkit as fk
-from foolkit.cli import main
 from foolkit.models.registry import ModelError
 from foolkit.models.sources import resolve_model
 from foolkit.models.wrappers import Normalized
+from conftest import run_cli
 
 torch.set_num_threads(1)
 
@@ -134,15 +134,6 @@ def pt2(nets, tmp_path_factory):
     torch.manual_seed(2)
     other = mod.Tiny()
     return export(trained, out / "a.pt2"), export(other, out / "b.pt2"), trained, other
-
-
-def run_cli(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, [line for line in err.splitlines() if line.strip()]
 
 
 # --- each source ----------------------------------------------------------------------------------

@@ -153,6 +153,22 @@ def load_state_dict(path: str | os.PathLike, expected_sha256: str | None = None)
 NORMALIZATIONS = ("card", "thesis")
 
 
+
+def load_into(module: nn.Module, state: dict, path, name: str) -> None:
+    """``module.load_state_dict(state)``, refused in one line (first size mismatch, or the
+    counts of missing and unexpected keys) when the checkpoint ``path`` does not fit ``name``."""
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches; name the first rather than print them all
+        lines = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        raise ModelError(f"checkpoint {path} does not fit {name}: "
+                         f"{lines[0] if lines else str(exc).splitlines()[0][:300]}"
+                         f"{f' (and {len(lines) - 1} more)' if len(lines) > 1 else ''}") from None
+    if missing or unexpected:
+        raise ModelError(f"checkpoint {path} does not fit {name}: {len(missing)} missing key(s) "
+                         f"(e.g. {', '.join(missing[:3]) or '-'}), {len(unexpected)} unexpected key(s) "
+                         f"(e.g. {', '.join(unexpected[:3]) or '-'})")
+
 def load(name: str, checkpoint: str | os.PathLike | None = None, device: str | torch.device = "cpu",
          normalization: str = "card") -> nn.Module:
     """Load a registered model, ready to attack.
@@ -192,17 +208,7 @@ def load(name: str, checkpoint: str | os.PathLike | None = None, device: str | t
         path, expected = Path(checkpoint), None
     state = load_state_dict(path, expected)
     model = build(name)
-    try:
-        missing, unexpected = model.net.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # shape mismatches; name the first rather than print them all
-        lines = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
-        raise ModelError(f"checkpoint {path} does not fit {name}: "
-                         f"{lines[0] if lines else str(exc).splitlines()[0][:300]}"
-                         f"{f' (and {len(lines) - 1} more)' if len(lines) > 1 else ''}") from exc
-    if missing or unexpected:
-        raise ModelError(f"checkpoint {path} does not fit {name}: {len(missing)} missing key(s) "
-                         f"(e.g. {', '.join(missing[:3]) or '-'}), {len(unexpected)} unexpected key(s) "
-                         f"(e.g. {', '.join(unexpected[:3]) or '-'})")
+    load_into(model.net, state, path, name)
     if normalization == "thesis":
         model = Normalized(model.net, THESIS_CIFAR10_MEAN, THESIS_CIFAR10_STD)
     return model.eval().to(device)

@@ -237,17 +237,7 @@ def _load_weights(module: nn.Module, checkpoint: str | os.PathLike, name: str) -
             raise ModelError(f"cannot load checkpoint {path}: not a safetensors file ({str(exc).splitlines()[0][:120]})") from None
     else:
         state = registry.load_state_dict(path)
-    try:
-        missing, unexpected = module.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # shape mismatches: name the first
-        lines = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
-        raise ModelError(f"checkpoint {path} does not fit {name}: "
-                         f"{lines[0] if lines else str(exc).splitlines()[0][:300]}"
-                         f"{f' (and {len(lines) - 1} more)' if len(lines) > 1 else ''}") from None
-    if missing or unexpected:
-        raise ModelError(f"checkpoint {path} does not fit {name}: {len(missing)} missing key(s) "
-                         f"(e.g. {', '.join(missing[:3]) or '-'}), {len(unexpected)} unexpected key(s) "
-                         f"(e.g. {', '.join(unexpected[:3]) or '-'})")
+    registry.load_into(module, state, path, name)
     return sha256_file(path)
 
 
