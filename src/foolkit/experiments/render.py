@@ -404,9 +404,8 @@ VARIANT_LIMITS = (
     "the thesis's 15 and 0.5 back; One Pixel's has a targeted mode (Fig. 12.17 uses it). Table 12.10 (the "
     "transfer matrix) uses the thesis's perturbations only (x + v unclipped, as its code): foolkit's would cost "
     "another models × models evaluation passes; Table 12.8 shows foolkit's perturbation on each model itself. "
-    "The runner fits a universal perturbation without the labels of X, so the thesis's variant attacks the "
-    "images of X its model classifies as before (its clean prediction) rather than only the correctly "
-    "classified ones.")
+    "The universal perturbation is fitted with the labels of X, so the thesis's variant attacks only the images "
+    "of X its model classifies correctly, as the thesis's code does.")
 
 
 def sample_size(exp, entry: dict) -> str:
