@@ -79,13 +79,9 @@ def merge_stores(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]) ->
 
 
 def _merge_into(dst: Store, out_name: str, sources: list[Store]) -> dict:
-    c = dst.conn
     stats = {"runs": 0, "added": 0, "present": 0}
-    try:
-        c.execute("BEGIN IMMEDIATE")
-    except sqlite3.DatabaseError as exc:
-        raise dst._error(exc) from exc
-    try:
+
+    def merge(c) -> dict:  # one transaction (the store's own): a conflict leaves OUT as it was
         run_ids = set()
         for src in sources:
             for run in _read(src, src.runs):
@@ -95,16 +91,9 @@ def _merge_into(dst: Store, out_name: str, sources: list[Store]) -> dict:
                   "(SELECT COUNT(*) FROM samples s WHERE s.run_id = runs.run_id)")
         stats["runs"] = len(run_ids)
         stats["complete"] = c.execute("SELECT COUNT(*) FROM runs WHERE complete = 1").fetchone()[0]
-        c.execute("COMMIT")
-    except BaseException as exc:
-        try:
-            c.execute("ROLLBACK")
-        except sqlite3.DatabaseError:
-            pass
-        if isinstance(exc, sqlite3.DatabaseError):
-            raise dst._error(exc) from exc
-        raise
-    return stats
+        return stats
+
+    return dst._write(merge)
 
 
 def _read(src: Store, fn, *args):
