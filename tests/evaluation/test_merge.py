@@ -163,6 +163,7 @@ def corrupt(stores, tmp_path):
 @pytest.mark.parametrize("case, message", [
     ("self", "is also an input of this command"),
     ("missing", "no such run store"),
+    ("loop", "is a symlink loop"),
     ("garbage", "is not an SQLite database"),
     ("corrupt", "corrupt"),
     ("foreign", "an SQLite database of something else"),
@@ -176,6 +177,9 @@ def test_cli_merge_errors_are_one_line_exit_2(stores, tmp_path, capsys, case, me
         bad = out
     elif case == "missing":
         bad = tmp_path / "nope.db"
+    elif case == "loop":
+        bad = tmp_path / "loop.db"
+        bad.symlink_to(bad)
     elif case == "garbage":
         bad = tmp_path / "g.db"
         bad.write_bytes(b"not a store at all")

@@ -143,6 +143,9 @@ def test_cli_sweep_errors_and_runs(tmp_path, capsys):
     (tmp_path / "bad2.toml").write_text("data = [")
     assert main(["sweep", str(tmp_path / "bad2.toml"), "--out", str(tmp_path / "o")]) == 2
     assert "not valid TOML" in capsys.readouterr().err
+    (tmp_path / "pickle.toml").write_bytes(b"\x80\x04\x95 not text")  # a binary file as the spec
+    assert main(["sweep", str(tmp_path / "pickle.toml"), "--out", str(tmp_path / "o")]) == 2
+    assert "not a TOML sweep spec" in capsys.readouterr().err
     good = tmp_path / "good.toml"
     good.write_text('data = { n = 4 }\nmodels = ["cifar10/resnet20"]\n[[attacks]]\nname = "fgsm"\neps = 0.01\n')
     assert main(["sweep", str(good), "--out", str(tmp_path / "o"), "--quiet", "--no-report"]) == 0

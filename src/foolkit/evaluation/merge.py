@@ -26,6 +26,7 @@ from typing import Iterable
 import numpy as np
 
 from . import store as _store
+from ..data.cifar10 import missing_path_error
 from .store import BLOB_COLUMNS, SAMPLE_COLUMNS, Store, StoreError
 
 # Columns that hold wall-clock measurements, not results: never compared.
@@ -65,7 +66,7 @@ def merge_stores(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]) ->
         # every input is opened (and checked) before OUT is touched
         for path in inputs:
             if not Path(path).exists():
-                raise FileNotFoundError(f"no such run store: {path}")
+                raise missing_path_error(path, "run store", f"no such run store: {path}", error=ValueError)
             sources.append(Store(path, readonly=True))
         if out_path.exists() and out_path.stat().st_size > 0:
             with Store(out_path) as dst:

@@ -142,6 +142,8 @@ def load_spec(spec: str | os.PathLike | dict, base: str | os.PathLike | None = N
             raise FileNotFoundError(f"no such sweep spec: {path}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{path}: not valid TOML ({str(exc).splitlines()[0]})") from None
+        except UnicodeDecodeError:  # a binary file (a pickle, an image) given as the spec
+            raise ValueError(f"{path}: not a TOML sweep spec (not UTF-8 text)") from None
         where, base = str(path), Path(base) if base else path.resolve().parent
     unknown = sorted(set(raw) - set(SPEC_KEYS))
     if unknown:
