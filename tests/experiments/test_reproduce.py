@@ -9,7 +9,7 @@ import pytest
 
 from foolkit.experiments import EXPERIMENTS, get
 from foolkit.experiments.render import FIGURE_IDS, TABLE_IDS, attack_seconds, build, to_html, to_markdown
-from foolkit.experiments.reproduce import parse_models, plan, reproduce, select, task_cost
+from foolkit.experiments.reproduce import estimate_seconds, parse_models, plan, reproduce, select, task_cost
 from foolkit.experiments.verdicts import check_claim, our_value
 
 
@@ -92,11 +92,17 @@ def test_cpu_sizes_cut_samples_not_experiments_and_say_so():
         cut = sum(map(task_cost, cpu.tasks)) < sum(map(task_cost, full.tasks))
         assert cut == any(n.startswith("CPU sizes") for n in cpu.notes), exp.id
     dfl = plan(get("deepfool-l2"), mm, False, 10000, "", cpu=True)
-    assert {t.n for t in dfl.tasks if t.role == "main"} == {2000} and "first 2000" in dfl.images
-    assert {t.n for t in dfl.tasks if t.role == "foolkit"} == {500}  # foolkit's algorithm: a smaller sample
-    assert any("foolkit's algorithm (the second rows): first 500" in note for note in dfl.notes)
+    assert {t.n for t in dfl.tasks if t.role == "main"} == {1000} and "first 1000" in dfl.images
+    assert {t.n for t in dfl.tasks if t.role == "foolkit"} == {250}  # foolkit's algorithm: a smaller sample
+    assert any("foolkit's algorithm (the second rows): first 250" in note for note in dfl.notes)
     onepixel = plan(get("onepixel"), mm, False, 10000, "", cpu=True).tasks
-    assert {t.n for t in onepixel if t.role == "main"} == {100}  # the thesis's
+    assert {t.n for t in onepixel if t.role == "main"} == {30}
+    # the set-size sweep keeps |X| = 1000, the regime of the thesis's claim (Fig. 12.25)
+    sizes = plan(get("universal-set-size"), mm, False, 10000, "", cpu=True).tasks
+    assert max(t.fit_n for t in sizes) == 1000
+    # the CPU plan fits a 2-core session: under two hours by the planner's own estimate
+    cpu_plans = {e.id: plan(e, mm, False, 10000, "", cpu=True) for e in EXPERIMENTS}
+    assert estimate_seconds(cpu_plans) < 2 * 3600
     with pytest.raises(ValueError, match="unknown sizes"):
         reproduce("unused", sizes="huge")
 
