@@ -12,7 +12,7 @@ import foolkit as fk
 
 
 def machine() -> str:
-    from foolkit.machine import describe
+    from foolkit.runtime.machine import describe
     device = "cuda" if torch.cuda.is_available() else None
     return f"{describe(device)}; {date.today().isoformat()}"
 

@@ -18,7 +18,7 @@ import warnings
 import torch
 
 import foolkit as fk
-from foolkit.machine import parse_device
+from foolkit.runtime.machine import parse_device
 from _common import load_model_and_data, machine, timed, warm_up
 
 warnings.filterwarnings("ignore")

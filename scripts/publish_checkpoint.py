@@ -18,7 +18,7 @@ import torch
 
 import foolkit as fk
 from foolkit.evaluation.clean import clean_accuracy
-from foolkit.machine import cpu_name
+from foolkit.runtime.machine import cpu_name
 from foolkit.models import registry
 
 

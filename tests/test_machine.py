@@ -2,7 +2,7 @@ import os
 
 import torch
 
-from foolkit.machine import cpu_name, describe
+from foolkit.runtime.machine import cpu_name, describe
 
 
 def test_machine_line_names_cpu_cores_threads_and_torch():
@@ -20,7 +20,7 @@ def test_python_api_refuses_an_absent_cuda_device_clearly(tmp_path, monkeypatch)
 
     import foolkit as fk
     from foolkit.experiments.reproduce import reproduce
-    from foolkit.machine import parse_device
+    from foolkit.runtime.machine import parse_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also on a machine with a GPU
     image = tmp_path / "photo.png"

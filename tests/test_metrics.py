@@ -1,10 +1,10 @@
-"""foolkit.metrics: the thesis's definitions (sec. 11.3) on hand-made per-sample records."""
+"""foolkit.evaluation.metrics: the thesis's definitions (sec. 11.3) on hand-made per-sample records."""
 import math
 
 import numpy as np
 import pytest
 
-from foolkit import metrics
+from foolkit.evaluation import metrics
 
 
 def record(idx, label=0, pred=0, success=False, verified=None, verified_q=None, adv_label=None, q_label=None,

@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from foolkit import files
+from foolkit.runtime import files
 from foolkit.cli import error_line, main
-from foolkit.universal_io import save_universal
+from foolkit.evaluation.universal_io import save_universal
 from conftest import run_cli
 
 torch.set_num_threads(1)

@@ -2,7 +2,7 @@
 import io
 import time
 
-from foolkit.progress import elapsed_ticker
+from foolkit.runtime.progress import elapsed_ticker
 
 
 class FakeTerminal(io.StringIO):

@@ -2,7 +2,7 @@
 with weights_only=False.
 
 - A source scan of src/, scripts/ and benchmarks/ fails on any call that can execute a file's
-  contents: torch.load without weights_only=True, pickle outside foolkit/safe_load.py,
+  contents: torch.load without weights_only=True, pickle outside foolkit/data/safe_load.py,
   allow_pickle=True, eval/exec, yaml.load, marshal, shelve, dill, joblib.
 - Checkpoints, universal perturbations and training states whose pickle would run a command
   are refused, by name, without running it (no marker file).
@@ -21,11 +21,11 @@ import torch
 from PIL import Image
 
 import foolkit as fk
-from foolkit.safe_load import clean_text, describe_load_error
+from foolkit.data.safe_load import clean_text, describe_load_error
 
 REPO = Path(__file__).resolve().parents[1]
 SCANNED = ("src", "scripts", "benchmarks")
-PICKLE_HOME = Path("src/foolkit/safe_load.py")  # the one module allowed to touch pickle
+PICKLE_HOME = Path("src/foolkit/data/safe_load.py")  # the one module allowed to touch pickle
 _ALWAYS_BAD_MODULES = {"marshal", "shelve", "dill", "joblib", "cloudpickle"}
 
 
@@ -165,7 +165,7 @@ def test_checkpoint_with_payload_is_refused_by_models_load(payload):
 
 
 def test_universal_file_with_payload_is_refused(payload):
-    from foolkit.universal_io import UniversalFileError, load_universal
+    from foolkit.evaluation.universal_io import UniversalFileError, load_universal
     path, marker = payload
     with pytest.raises(UniversalFileError) as info:
         load_universal(path)
@@ -179,7 +179,7 @@ def test_a_plain_pickle_payload_is_refused_without_torchs_protocol_warning(tmp_p
     it refuses; the one-line error says it all, so the warning is not passed on."""
     import pickle
 
-    from foolkit.universal_io import UniversalFileError, load_universal
+    from foolkit.evaluation.universal_io import UniversalFileError, load_universal
     marker, path = tmp_path / "MARKER", tmp_path / "plain.pt"
     path.write_bytes(pickle.dumps({"conv.weight": _RunsCommand(marker)}, protocol=4))
     with pytest.raises(fk.models.ModelError) as info:
@@ -193,7 +193,7 @@ def test_a_plain_pickle_payload_is_refused_without_torchs_protocol_warning(tmp_p
 
 
 def test_training_state_with_payload_is_refused(tmp_path, payload):
-    from foolkit.training import TrainConfig, train
+    from foolkit.models.training import TrainConfig, train
     path, marker = payload
     for name in fk.data.CIFAR10_CLASSES:  # a minimal ImageFolder tree: one image per class
         for split in ("train", "test"):

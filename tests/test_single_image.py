@@ -17,7 +17,7 @@ import foolkit as fk
 from foolkit import cli
 from foolkit.commands import image_attack
 from foolkit.commands.image_attack import run_image_command
-from foolkit.universal_io import UniversalFileError, load_universal, save_universal
+from foolkit.evaluation.universal_io import UniversalFileError, load_universal, save_universal
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]

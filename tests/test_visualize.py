@@ -7,6 +7,7 @@ import torch
 
 import foolkit as fk
 from foolkit.attacks.base import AttackResult
+from foolkit.report import figures
 
 torch.set_num_threads(1)
 
@@ -120,12 +121,12 @@ def test_verdicts_in_titles():
 @pytest.mark.parametrize("fraction, text", [(0.9994, "99.9%"), (1 / 50176, "0.002%"), (0.99996, "99.996%"),
                                             (0.5, "50.0%"), (0.0, "0%"), (1.0, "100%"), (3e-9, "0.0000003%")])
 def test_format_percent_examples(fraction, text):
-    assert fk.visualize.format_percent(fraction) == text
+    assert figures.format_percent(fraction) == text
 
 
 def test_format_percent_never_scientific_never_rounds_to_0_or_100():
     for f in [10.0 ** -e for e in range(1, 9)] + [1 - 10.0 ** -e for e in range(1, 8)] + [0.01234, 0.99949, 0.9995]:
-        text = fk.visualize.format_percent(f)
+        text = figures.format_percent(f)
         assert "e" not in text.lower(), text
         value = float(text.rstrip("%").lstrip("<>"))
         assert value > 0 and (value < 100 or text.startswith(">")), (f, text)
@@ -145,24 +146,24 @@ def test_show_titles_format_percentages_without_scientific_notation():
 def test_amplify_is_one_function_with_a_stated_factor():
     from foolkit.report import plots
 
-    assert plots.amplify is fk.visualize.amplify
+    assert plots.amplify is figures.amplify
     # all zero: drawn as it is, mid-grey, factor 1 (the same for tensors and arrays)
     for zero in (torch.zeros(3, 4, 4), np.zeros((3, 4, 4))):
-        img, k = fk.visualize.amplify(zero)
+        img, k = figures.amplify(zero)
         assert k == 1.0 and img.shape == (3, 4, 4) and np.all(img == 0.5)
     r = torch.zeros(3, 4, 4)
     r[0, 1, 1], r[2, 0, 0] = 0.8, -0.4  # peak 0.8 > 0.5: the picture is shrunk
-    img, k = fk.visualize.amplify(r)
+    img, k = figures.amplify(r)
     assert k == pytest.approx(0.625) and img[0, 1, 1] == pytest.approx(1.0) and img[2, 0, 0] == pytest.approx(0.25)
-    assert fk.visualize.scale_label(k) == "perturbation shrunk ×0.625"
-    assert fk.visualize.scale_label(0.5 / 0.04) == "perturbation amplified ×12.5"
-    assert fk.visualize.scale_label(0.5 / (0.5 / 255)) == "perturbation amplified ×255"
-    assert fk.visualize.scale_label(1.0) == "perturbation ×1"
-    assert fk.visualize.format_factor(12750.0) == "12750"  # never 1.27e+04
+    assert figures.scale_label(k) == "perturbation shrunk ×0.625"
+    assert figures.scale_label(0.5 / 0.04) == "perturbation amplified ×12.5"
+    assert figures.scale_label(0.5 / (0.5 / 255)) == "perturbation amplified ×255"
+    assert figures.scale_label(1.0) == "perturbation ×1"
+    assert figures.format_factor(12750.0) == "12750"  # never 1.27e+04
     res = fake_result(dense=True)
     res.x_adv[0, 0, 0, 0] = res.x[0, 0, 0, 0] + 0.8 if res.x[0, 0, 0, 0] < 0.2 else res.x[0, 0, 0, 0] - 0.8
     peak = float((res.x_adv[0] - res.x[0]).abs().max())
-    assert titles(fk.show(res))[1].startswith(f"perturbation shrunk ×{fk.visualize.format_factor(0.5 / peak)}")
+    assert titles(fk.show(res))[1].startswith(f"perturbation shrunk ×{figures.format_factor(0.5 / peak)}")
 
 
 def test_sparsefool_title_shows_delta_and_lambda():

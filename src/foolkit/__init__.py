@@ -5,7 +5,7 @@
     x, y = fk.data.load("cifar10", "test", n=100)
     result = fk.attacks.DeepFool(norm=2)(model, x, y)
 """
-__version__ = "0.1.0"
+from ._version import __version__
 
 from . import attacks, data, models, norms  # noqa: E402
 
@@ -16,11 +16,11 @@ __all__ += ["evaluate"]
 from .evaluation.sweep import sweep  # noqa: E402
 
 __all__ += ["sweep"]
-from .transfer import transfer_matrix  # noqa: E402
+from .evaluation.transfer import transfer_matrix  # noqa: E402
 
 __all__ += ["transfer_matrix"]
-from .visualize import show  # noqa: E402
-from .single_image import attack_image  # noqa: E402
+from .report.figures import show  # noqa: E402
+from .evaluation.single_image import attack_image  # noqa: E402
 
 __all__ += ["show", "attack_image"]
 from . import analysis  # noqa: E402

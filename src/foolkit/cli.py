@@ -34,7 +34,7 @@ class UsageError(Exception):
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(prog="foolkit", description="Adversarial examples and classifier instability.")
     parser.add_argument("--version", action="version", version=f"foolkit {__version__}")
@@ -82,7 +82,7 @@ def warning_printer(command: str):
     """A ``warnings.showwarning`` that prints ``foolkit CMD: warning: ...`` as one line on
     stderr: no source file, line number or code line, no escape codes (a warning may quote
     a file name)."""
-    from .safe_load import clean_text
+    from .data.safe_load import clean_text
 
     def show(message, category, filename, lineno, file=None, line=None):
         text = " ".join(clean_text(str(message), one_line=True).split())

@@ -158,7 +158,7 @@ def _card_file(path, v, **card):
 
 @pytest.mark.parametrize("norm, xi, scale", [("inf", 0.05, 100.0), ("2", 0.5, 1.01), ("inf", 8 / 255, 1.001)])
 def test_load_refuses_a_perturbation_beyond_its_cards_radius(tmp_path, norm, xi, scale):
-    from foolkit.universal_io import UniversalFileError, load_universal
+    from foolkit.evaluation.universal_io import UniversalFileError, load_universal
     g = torch.Generator().manual_seed(0)
     v = torch.randn(1, 3, 8, 8, generator=g)
     v = v / (v.abs().max() if norm == "inf" else v.norm()) * xi  # exactly on the sphere: accepted
@@ -171,7 +171,7 @@ def test_load_refuses_a_perturbation_beyond_its_cards_radius(tmp_path, norm, xi,
 
 
 def test_save_refuses_a_perturbation_beyond_xi_and_writes_nothing(tmp_path):
-    from foolkit.universal_io import save_universal
+    from foolkit.evaluation.universal_io import save_universal
     with pytest.raises(ValueError, match="exceeds the radius"):
         save_universal(tmp_path / "v.pt", torch.full((1, 3, 8, 8), 5.0), model="m", norm="inf", xi=0.05)
     assert not any(tmp_path.iterdir())
@@ -181,7 +181,7 @@ def test_save_refuses_a_perturbation_beyond_xi_and_writes_nothing(tmp_path):
 
 
 def test_load_refuses_a_bare_tensor_and_incomplete_or_inconsistent_cards(tmp_path):
-    from foolkit.universal_io import UniversalFileError, load_universal
+    from foolkit.evaluation.universal_io import UniversalFileError, load_universal
     v = torch.zeros(1, 3, 8, 8)
     torch.save(v, tmp_path / "bare.pt")
     cases = {
@@ -214,7 +214,7 @@ def test_applying_an_oversized_file_is_refused_by_the_cli(tmp_path, capsys):
 
 def test_symlink_loop_perturbation_file(tmp_path):
     import os
-    from foolkit.universal_io import UniversalFileError, load_universal
+    from foolkit.evaluation.universal_io import UniversalFileError, load_universal
     os.symlink("v.pt", tmp_path / "v.pt")
     with pytest.raises(UniversalFileError, match="symlink loop"):
         load_universal(tmp_path / "v.pt")

@@ -155,7 +155,7 @@ def test_corrupt_official_batch(tmp_path):
 
 def test_official_format_genuine_python2_layout(tmp_path):
     """Python 2 pickles with numpy.core.multiarray (numpy 1 names), batches.meta beside them."""
-    from foolkit.safe_load import load_cifar_pickle
+    from foolkit.data.safe_load import load_cifar_pickle
     folder = write_official(tmp_path, n_per_batch=3)
     raw = (folder / "test_batch").read_bytes()
     assert b"numpy.core.multiarray\n_reconstruct\n" in raw  # the old name, as the official files

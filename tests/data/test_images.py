@@ -124,7 +124,7 @@ import json, resource, sys
 import torch
 import foolkit  # torch and friends first: their address space is the baseline
 from foolkit.data import load_image
-from foolkit.single_image import load_for_model
+from foolkit.evaluation.single_image import load_for_model
 
 def vm_bytes():
     for line in open("/proc/self/status"):

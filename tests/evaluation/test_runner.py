@@ -72,7 +72,7 @@ def test_records_match_a_direct_attack(model, data, tmp_path):
     assert all(r["seconds"] > 0 for r in recs if r["attacked"])
     assert all(r["seconds"] == 0 and r["l2"] == 0 for r in recs if not r["attacked"])
     assert recs[0]["xc_l2"] is None  # tensors, a model without a mean: ||x - mean|| unknown
-    assert m["rho_2_centered"] is None  # undefined metrics are None (foolkit.metrics), never nan
+    assert m["rho_2_centered"] is None  # undefined metrics are None (foolkit.evaluation.metrics), never nan
     assert run.complete
 
 

@@ -97,7 +97,7 @@ class AttackResult:
 
         ``None`` when no sample was attacked (the model misclassifies every image, or
         ``target == label`` for all): a rate over zero images is undefined, and ``None`` (unlike
-        nan) cannot silently enter an average. ``foolkit.metrics`` reports it the same way.
+        nan) cannot silently enter an average. ``foolkit.evaluation.metrics`` reports it the same way.
         """
         n = int(self.attacked.sum())
         return float(self.success[self.attacked].sum()) / n if n else None

@@ -58,7 +58,7 @@ def _one_line_errors(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p) -> None:
     from ..attacks import registry
-    from ..files import FORCE_HELP
+    from ..runtime.files import FORCE_HELP
 
     p.usage = "foolkit attack --model NAME --attack NAME [attack parameters] [--n N] [--out FILE] [options]"
     p.add_argument("--model", default=None, help="registered name (see `foolkit models`), net.pt2 (torch.export) "
@@ -125,9 +125,9 @@ def attack_from_args(args):
 
 
 def run(args) -> int:
-    from .. import metrics
+    from ..evaluation import metrics
     from ..evaluation.runner import evaluate
-    from ..machine import parse_device
+    from ..runtime.machine import parse_device
 
     device = parse_device(getattr(args, "device", None) or "cpu")  # a bad name fails before any work
     if args.image is not None or args.cifar_index is not None:
@@ -143,7 +143,7 @@ def run(args) -> int:
         raise ValueError("--perturbation applies to one image (--image or --cifar-index)")
     from ..evaluation.shards import parse_shard
     shard = None if args.shard is None else parse_shard(args.shard)  # bad K/N fails before any work
-    from ..files import check_output
+    from ..runtime.files import check_output
     # a store is written into, not replaced; only the default folder runs/ is created
     args.out = str(check_output(args.out or "runs/foolkit.db", inputs=[args.checkpoint], kind="store",
                                 create_folder=args.out is None))

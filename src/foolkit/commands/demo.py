@@ -32,7 +32,7 @@ QUICK: list[tuple[str, str, dict]] = [
 
 
 def add_arguments(p) -> None:
-    from ..files import FORCE_HELP
+    from ..runtime.files import FORCE_HELP
 
     p.add_argument("--n", type=int, default=200, help="bundled test images to attack (default 200)")
     p.add_argument("--out", default=None, help=f"run store (default {DEFAULT_STORE}; rerun to resume)")
@@ -67,15 +67,15 @@ def run(args) -> int:
 
     import torch
 
-    from .. import metrics
+    from ..evaluation import metrics
     from ..data import CIFAR10_CLASSES, load
     from ..evaluation.clean import clean_accuracy
     from ..evaluation.runner import evaluate
-    from ..files import check_output
+    from ..runtime.files import check_output
     from ..models.registry import load as load_model
     from ..report import write_report
 
-    from ..machine import parse_device
+    from ..runtime.machine import parse_device
 
     device = parse_device(getattr(args, "device", None) or "cpu")  # a bad name fails before any work
     if args.n < 1 or args.n > 1000:

@@ -23,7 +23,7 @@ def run(args) -> int:
     from ..data import class_names, load
     from ..evaluation.clean import clean_accuracy
     from ..models.registry import ModelError, card, list_models
-    from ..machine import parse_device
+    from ..runtime.machine import parse_device
     from ..models.sources import resolve_from_args
 
     device = parse_device(getattr(args, "device", None) or "cpu")  # a bad name fails before any work

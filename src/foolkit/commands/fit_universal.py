@@ -7,7 +7,7 @@ else the bundled 1,000 test images); ImageNet models read every image file under
 images are the set X the perturbation is fitted on; the next ``--n-test`` (default: up to
 ``--n`` of the images left) measure its fooling rate on unseen images.
 
-The file is read with ``torch.load(weights_only=True)`` (see ``foolkit.universal_io``), and
+The file is read with ``torch.load(weights_only=True)`` (see ``foolkit.evaluation.universal_io``), and
 applied to one image by ``foolkit attack --image PATH --perturbation v.pt``.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ def default_mode() -> str:
 
 
 def add_arguments(p) -> None:
-    from ..files import FORCE_HELP
+    from ..runtime.files import FORCE_HELP
 
     mode = default_mode()
     from ..models.sources import add_model_options
@@ -141,14 +141,14 @@ def run(args) -> int:
     import torch
 
     from ..attacks.universal import UniversalPerturbation
-    from ..universal_io import load_universal, save_universal
+    from ..evaluation.universal_io import load_universal, save_universal
 
     for flag, value, minimum in (("--n", args.n, 1), ("--n-test", args.n_test, 0), ("--max-passes", args.max_passes, 1),
                                  ("--batch-size", args.batch_size, 1), ("--seed", args.seed, 0)):
         if value is not None and value < minimum:
             raise ValueError(f"{flag} must be >= {minimum}, got {value}")
-    from ..files import check_output
-    from ..machine import parse_device
+    from ..runtime.files import check_output
+    from ..runtime.machine import parse_device
     parse_device(args.device)
     xi = parse_xi(args.xi)
     out = Path(args.out)

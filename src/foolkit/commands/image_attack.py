@@ -1,6 +1,6 @@
 """``foolkit attack --image PATH`` / ``--cifar-index N`` / ``--perturbation v.pt``: attack one
 image, print what happened, save the figure and the adversarial PNG, and check the PNG again.
-The library side (loading, cropping, attacking one image) is :mod:`foolkit.single_image`."""
+The library side (loading, cropping, attacking one image) is :mod:`foolkit.evaluation.single_image`."""
 from __future__ import annotations
 
 import os
@@ -11,12 +11,12 @@ import numpy as np
 import torch
 
 from ..attacks.base import predict
-from ..files import PNG_SOFTWARE, atomic_path, check_output
-from ..machine import parse_device
-from ..single_image import (DEFAULT_ATTACK, DEFAULT_CIFAR_MODEL, DEFAULT_IMAGE_MODEL, PARAM_PREFIX,
+from ..runtime.files import PNG_SOFTWARE, atomic_path, check_output
+from ..runtime.machine import parse_device
+from ..evaluation.single_image import (DEFAULT_ATTACK, DEFAULT_CIFAR_MODEL, DEFAULT_IMAGE_MODEL, PARAM_PREFIX,
                             _class_names, apply_perturbation, load_for_model,
                             make_attack, resolve_image_model, resolve_target)
-from ..visualize import format_percent
+from ..report.figures import format_percent
 
 
 def _arg(args, name, default=None):
@@ -99,7 +99,7 @@ def run_image_command(args) -> int:
     from ..data.cifar10 import load as load_cifar
     from ..evaluation.oom import OomSplitter
     from ..models.sources import resolve_from_args
-    from ..visualize import show
+    from ..report.figures import show
 
     image = getattr(args, "image", None)
     cifar_index = getattr(args, "cifar_index", None)
@@ -111,7 +111,7 @@ def run_image_command(args) -> int:
     universal = None
     perturbation = getattr(args, "perturbation", None)
     if perturbation is not None:
-        from ..universal_io import load_universal
+        from ..evaluation.universal_io import load_universal
         universal = load_universal(perturbation)
         if _attack_params(args):
             raise ValueError("--perturbation applies a saved universal perturbation; attack parameters "
@@ -196,7 +196,7 @@ def run_image_command(args) -> int:
     else:
         print(f"model: {model_name}, attack: {atk!r}" + (f", target: {label(tgt)}" if tgt is not None else ""),
               flush=True)  # seen before a long attack, even when piped
-        from ..progress import elapsed_ticker
+        from ..runtime.progress import elapsed_ticker
         with elapsed_ticker(f"attacking with {type(atk).__name__}", enabled=not getattr(args, "quiet", False)):
             # one image: nothing to split, but out of memory becomes one line naming what to change
             result, _ = OomSplitter().attack(atk, net, x, target=tgt, precision=getattr(args, "precision", None))

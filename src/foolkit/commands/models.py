@@ -26,7 +26,7 @@ def check(args) -> int:
     """``--check``: load each model and describe it; accuracy on the bundled images where they fit."""
     from ..data import class_names, load
     from ..evaluation.clean import clean_accuracy
-    from ..machine import parse_device
+    from ..runtime.machine import parse_device
     from ..models.sources import resolve_from_args
 
     device = parse_device(getattr(args, "device", None) or "cpu")

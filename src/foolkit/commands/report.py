@@ -6,7 +6,7 @@ HELP = "write a self-contained HTML report (metrics, histograms, image grids) of
 
 
 def add_arguments(p) -> None:
-    from ..files import FORCE_HELP
+    from ..runtime.files import FORCE_HELP
 
     p.add_argument("store", help="SQLite run store written by `foolkit attack` or `foolkit demo`")
     p.add_argument("-o", "--out", default="report.html",
@@ -16,7 +16,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..files import check_output
+    from ..runtime.files import check_output
     from ..report import write_report
 
     if args.images < 0:

@@ -53,8 +53,8 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from ..experiments.reproduce import reproduce
-    from ..files import check_output_folder
-    from ..machine import parse_device
+    from ..runtime.files import check_output_folder
+    from ..runtime.machine import parse_device
 
     parse_device(args.device)
 

@@ -14,7 +14,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from .. import metrics
+    from ..evaluation import metrics
     from ..evaluation.store import Store
 
     with Store(args.store, readonly=True) as s:

@@ -45,10 +45,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..files import check_output_folder
-    from ..machine import parse_device
+    from ..runtime.files import check_output_folder
+    from ..runtime.machine import parse_device
     from ..models.registry import card
-    from ..training import TrainConfig, train
+    from ..models.training import TrainConfig, train
 
     card(args.model)  # unknown names fail here, listing the known ones
     device = parse_device(args.device)  # an absent GPU fails here, before anything is written

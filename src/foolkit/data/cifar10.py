@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..safe_load import UnsafePickleError, clean_text, describe_load_error, load_cifar_pickle
+from .safe_load import UnsafePickleError, clean_text, describe_load_error, load_cifar_pickle
 from .classes import CIFAR10_CLASSES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -54,7 +54,7 @@ def _to_tensors(images_u8: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor
 def read_official(root: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Read ``cifar-10-batches-py`` (the official pickles). Returns uint8 [N,3,32,32], int64 [N].
 
-    The files are read with a restricted unpickler (:mod:`foolkit.safe_load`): a file that names
+    The files are read with a restricted unpickler (:mod:`foolkit.data.safe_load`): a file that names
     any Python callable other than numpy's array reconstruction is refused, never executed.
     """
     root = Path(root)

@@ -55,7 +55,7 @@ def merge_stores(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]) ->
         MergeConflict (a ValueError): a record differs between two stores; ``out`` unchanged.
         StoreError / FileNotFoundError: an input or ``out`` is missing, corrupt or not a store.
     """
-    from ..files import atomic_path, check_output
+    from ..runtime.files import atomic_path, check_output
 
     inputs = [str(p) for p in inputs]
     if not inputs:

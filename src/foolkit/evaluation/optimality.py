@@ -33,7 +33,7 @@ clipped to ε_max as in AttackBench. Undefined (None) when a * ε_max = A(d*) (n
 or ε_max = 0).
 
 **ρ̂ gap**: a run's ρ̂ (thesis sec. 11.3: mean over its attacked images of ||r||_p / ||x||_p,
-failures included, as :mod:`foolkit.metrics` computes it) against the same mean of the
+failures included, as :mod:`foolkit.evaluation.metrics` computes it) against the same mean of the
 best-known perturbations, over the images it attacked that some run fooled (the images no
 run fooled have no best-known perturbation and are left out of both means).
 

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from .. import metrics as _metrics
+from . import metrics as _metrics
 from . import store as _store
 
 
@@ -53,7 +53,7 @@ class Run:
         return pd.DataFrame(rows)
 
     def metrics(self) -> dict:
-        """The thesis's metrics from the stored records (:func:`foolkit.metrics.compute`)."""
+        """The thesis's metrics from the stored records (:func:`foolkit.evaluation.metrics.compute`)."""
         return _metrics.compute(self.records())
 
     def images(self, indices=None) -> dict[int, dict]:

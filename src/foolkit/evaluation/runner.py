@@ -2,7 +2,7 @@
 
     run = fk.evaluate(model="cifar10/resnet20", attack=fk.attacks.DeepFool(norm=2),
                       data=("cifar10", "test", 1000), store="runs/x.db")
-    run.metrics()    # the thesis's table row (foolkit.metrics)
+    run.metrics()    # the thesis's table row (foolkit.evaluation.metrics)
     run.samples()    # per-sample records: list of dicts, a DataFrame if pandas is installed
 
 How it works:
@@ -38,9 +38,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import metrics as _metrics
+from . import metrics as _metrics
 from ..attacks.base import Attack, AttackResult, check_model_output, validate_images, validate_labels
-from ..machine import parse_device
+from ..runtime.machine import parse_device
 from . import store as _store
 from .run import Run, runs_in  # noqa: F401  (runs_in re-exported for old imports)
 from .shards import check_shard, in_shard, shard_indices
@@ -377,7 +377,7 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
 
 def _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, classes, tgt, *, batch_size, seed,
               fit_size, device, progress, store_images, title, shard=None, precision="float32") -> Run:
-    from .. import __version__
+    from .._version import __version__
 
     n = len(x)
     universal = is_universal(attack)

@@ -85,7 +85,7 @@ class SweepSpec:
         return out
 
     def _task_id(self, task: Task) -> str:
-        from .. import __version__
+        from .._version import __version__
         from .runner import _jsonable
 
         content = {"model": task.model, "model_file": _model_file_hash(task.model), "attack": task.attack,
@@ -372,8 +372,8 @@ def sweep(spec: str | os.PathLike | dict, out: str | os.PathLike, *, engine: str
     Returns:
         ``{"tasks", "skipped", "ran", "images", "results", "report", "seconds", "task_seconds"}``.
     """
-    from ..files import check_output, check_output_folder
-    from ..machine import parse_device
+    from ..runtime.files import check_output, check_output_folder
+    from ..runtime.machine import parse_device
     from .merge import merge_stores
 
     if engine not in ENGINES:

@@ -66,7 +66,7 @@ def _advtrained() -> list[str]:
 
 
 def _attack_point(model, attack: str, params: dict, data, ctx, title: str) -> dict:
-    from .. import metrics as _metrics
+    from ..evaluation import metrics as _metrics
     from ..evaluation import runner
     from .verdicts import derive, sample_errors
     run = runner.evaluate(model, attack, data, store=ctx.store, device=ctx.device, attack_params=params, title=title)

@@ -87,7 +87,7 @@ def estimate_ms(tasks: list) -> float:
 def _point(model: str, attack: str, params: dict, data, ctx, title: str, eps: float | None) -> dict:
     """One run through the engine and store -> run id, metrics, standard errors and the share of
     attacked images fooled inside the eps ball (``within``)."""
-    from .. import metrics as _metrics
+    from ..evaluation import metrics as _metrics
     from ..evaluation import runner
     from .verdicts import derive, sample_errors
     run = runner.evaluate(model, attack, data, store=ctx.store, device=ctx.device, attack_params=params, title=title)

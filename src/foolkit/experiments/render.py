@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_path, write_text
+from ..runtime.files import atomic_path, write_text
 from . import EXPERIMENTS, load_thesis_numbers
 from .specs import CARD_STD, THESIS_MEAN, THESIS_STD, Z_TO_PIXEL
 from .verdicts import GROUPS, TOLERANCES, VERDICTS, all_verdicts, fmt, our_value, to_thesis_units
@@ -426,7 +426,7 @@ def sample_size(exp, entry: dict) -> str:
 
 
 def build(results: dict, store: str, out: Path) -> list[tuple]:
-    from .. import __version__
+    from .._version import __version__
     from .reproduce import failures
     verdicts = all_verdicts(results)
     counts = {g: {v: sum(1 for x in verdicts if x["group"] == g and x["verdict"] == v) for v in VERDICTS}

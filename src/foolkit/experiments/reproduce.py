@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from ..files import write_text
+from ..runtime.files import write_text
 from . import EXPERIMENTS, MODELS, Experiment, thesis_name, thesis_xi
 from .specs import COMPACT_MODELS, IMAGENET_MODEL
 from .verdicts import derive, derive_pairs, sample_errors, transfer
@@ -509,7 +509,7 @@ def run_task(t: Task, exp: Experiment, ctx: Context, on_batch) -> dict:
     point["run_id"] = run.run_id
     point["shape"] = list(run.config["data"].get("shape", []))
     records = run.records()
-    from .. import metrics as _metrics
+    from ..evaluation import metrics as _metrics
     point["metrics"] = derive(point, _metrics.compute(records))
     point["se"] = sample_errors(records, point["shape"])
     return point
@@ -540,7 +540,7 @@ def planned_run_id(t: Task, exp: Experiment, ctx: Context, _cache: dict | None =
     """The run id ``evaluate`` gives ``t``'s run (the config ``runner._evaluate`` hashes), computed
     without attacking; None for a minimal-epsilon run (its per-image eps are found by attacking).
     ``_cache``: model identities by (model, image shape), shared between calls."""
-    from .. import __version__
+    from .._version import __version__
     from ..attacks.base import check_model_output, validate_labels
     from ..evaluation import runner
     from ..models.sources import prepare_model
@@ -711,7 +711,7 @@ def reproduce(out: str | Path, *, quick: bool = False, sizes: str | None = None,
     sizes = sizes or ("quick" if quick else "thesis")
     if sizes not in SIZES:
         raise ValueError(f"unknown sizes {sizes!r}; choose one of {', '.join(SIZES)}")
-    from ..machine import parse_device
+    from ..runtime.machine import parse_device
     parse_device(device)  # "cuda" without CUDA: refused before <out> is created
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -829,7 +829,7 @@ def reproduce(out: str | Path, *, quick: bool = False, sizes: str | None = None,
     finally:
         bars.close()
     results["seconds"] = time.perf_counter() - start + results.get("ray", {}).get("seconds", 0.0)
-    from ..machine import describe
+    from ..runtime.machine import describe
     results["machine"] = describe(device)
     results["data"] = str(data_root) if data_root else "the 1,000 CIFAR-10 test images bundled with foolkit"
     _write_json(results_path, results)

@@ -182,7 +182,7 @@ def blocks(exp, entry: dict, results: dict, store: str, out: Path) -> list[tuple
 
 
 def _curves_png(frontier: dict, norm: str, out: Path) -> str:
-    from ..files import atomic_path
+    from ..runtime.files import atomic_path
     from ..report.plots import security_curves
     curves = []
     top = max([v for f in frontier.values() for v in (f.get("norms", {}).get(norm, {}).get("d_best") or [])

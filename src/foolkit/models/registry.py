@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..safe_load import describe_load_error
+from ..data.safe_load import describe_load_error
 from .wrappers import CIFAR10_MEAN, CIFAR10_STD, THESIS_CIFAR10_MEAN, THESIS_CIFAR10_STD, Normalized
 
 CARDS_DIR = Path(__file__).with_name("cards")
@@ -186,7 +186,7 @@ def load(name: str, checkpoint: str | os.PathLike | None = None, device: str | t
     Returns:
         ``nn.Module`` in eval mode: float ``[N,3,H,W]`` in [0,1] -> logits ``[N,classes]``.
     """
-    from ..machine import parse_device
+    from ..runtime.machine import parse_device
     device = parse_device(device)  # "cuda" without CUDA: a clear ValueError, before any file is read
     c = card(name)
     if normalization not in NORMALIZATIONS:

@@ -332,7 +332,7 @@ def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None
         missing or bad files, archives holding code, or outputs that are not logits.
     """
     from ..evaluation.runner import state_dict_sha256
-    from ..machine import parse_device
+    from ..runtime.machine import parse_device
 
     device = parse_device(device)
     mean, std = parse_floats(mean, "--mean"), parse_floats(std, "--std")

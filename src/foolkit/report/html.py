@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import metrics as _metrics
+from ..evaluation import metrics as _metrics
 from ..evaluation.store import Store, decode
-from ..files import write_text
+from ..runtime.files import write_text
 from . import plots
 
 
@@ -137,7 +137,7 @@ def render(path: str | os.PathLike, max_images: int = 6, max_traces: int = 6) ->
     env = Environment(loader=PackageLoader("foolkit.report", "templates"), autoescape=select_autoescape(["html", "j2"]))
     env.filters["fmt"] = _fmt
     template = env.get_template("report.html.j2")
-    from .. import __version__
+    from .._version import __version__
     return template.render(store=str(path), sections=sections, columns=columns, frontier=frontier,
                            describe=_metrics.describe, version=__version__,
                            generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"))

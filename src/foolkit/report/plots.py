@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..visualize import amplify, format_percent, scale_label, to_hwc  # noqa: F401 (re-exported)
+from .figures import amplify, format_percent, scale_label, to_hwc  # noqa: F401 (re-exported)
 
 
 def _figure(width: float, height: float):
@@ -52,7 +52,7 @@ def norm_histograms(l2: Sequence[float], linf: Sequence[float], title: str = "")
 
 def image_grid(items: Sequence[dict], classes: Sequence[str] | None = None) -> bytes:
     """Thesis Fig. 12.5 style: per row the original, the perturbation scaled to be visible (its
-    caption states the factor, see :func:`foolkit.visualize.scale_label`), the adversarial.
+    caption states the factor, see :func:`foolkit.report.figures.scale_label`), the adversarial.
 
     items: dicts with ``x``, ``r``, ``x_adv`` (``[C,H,W]``), ``label``, ``clean_conf``,
     ``adv_label``, ``adv_conf``.

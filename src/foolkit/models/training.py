@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .files import atomic_path, write_text
-from .safe_load import describe_load_error
+from ..runtime.files import atomic_path, write_text
+from ..data.safe_load import describe_load_error
 
 
 @dataclass
@@ -244,9 +244,9 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
     are the same on every device); bf16 autocast runs on that device's type. The device is not
     part of the training state: a run may resume on another one.
     """
-    from .data.cifar10 import load_cifar10_uint8
-    from .machine import parse_device
-    from .models.registry import build
+    from ..data.cifar10 import load_cifar10_uint8
+    from ..runtime.machine import parse_device
+    from .registry import build
 
     config.validate()
     device = parse_device(device)  # an absent GPU fails here, before anything is written
@@ -257,7 +257,7 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
     model = build(config.model)  # Normalized(net) with fresh weights
     net = model.net
     if config.init_from and not state_path.exists():  # checked before anything is written
-        from .models.registry import ModelError, load_state_dict
+        from .registry import ModelError, load_state_dict
         try:
             net.load_state_dict(load_state_dict(config.init_from), strict=True)
         except RuntimeError as exc:

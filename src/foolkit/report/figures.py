@@ -67,7 +67,7 @@ def resolve_classes(classes) -> Sequence[str] | None:
     if classes is None:
         return None
     if isinstance(classes, str):
-        from .data.classes import class_names
+        from ..data.classes import class_names
         return class_names(classes)
     return list(classes)
 

@@ -141,7 +141,7 @@ def is_torch_file(path: str | os.PathLike) -> bool:
 
 def _is_perturbation_file(path: Path) -> bool:
     try:
-        from .universal_io import load_universal
+        from ..evaluation.universal_io import load_universal
         load_universal(path)
         return True
     except Exception:  # any reason it is not one: then it is someone's other PyTorch file

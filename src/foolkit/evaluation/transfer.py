@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .attacks.base import predict, validate_images
+from ..attacks.base import predict, validate_images
 
 
 def transfer_matrix(perturbations: dict[str, torch.Tensor], models: dict[str, nn.Module],

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attacks.base import Attack, AttackResult, predict, validate_images
+from ..attacks.base import Attack, AttackResult, predict, validate_images
 
 DEFAULT_IMAGE_MODEL = "imagenet/efficientnet-lite0"
 DEFAULT_CIFAR_MODEL = "cifar10/resnet20"
@@ -79,7 +79,7 @@ def load_for_model(path: str | os.PathLike, size: int) -> tuple[torch.Tensor, di
     """
     from PIL import Image
 
-    from .data.images import load_image_with_info
+    from ..data.images import load_image_with_info
 
     dims = None
     try:
@@ -110,7 +110,7 @@ def resolve_image_model(model, *, checkpoint=None, mean=None, std=None, input_si
     (an int) is ``input_size=(3, size, size)``. The photo is cropped to a square RGB image, so
     the model must take 3 x S x S input; its size must be known (card, export, or given).
     """
-    from .models.sources import ResolvedModel, resolve_model
+    from ..models.sources import ResolvedModel, resolve_model
 
     named = None
     if isinstance(classes, str) and classes in ("cifar10", "imagenet"):
@@ -162,7 +162,7 @@ def make_attack(attack, params: dict | None = None) -> Attack:
         return attack(**params)
     if not isinstance(attack, str):
         raise ValueError(f"attack must be a name, an Attack class or instance, got {type(attack).__name__}")
-    from .attacks import registry
+    from ..attacks import registry
 
     cls = registry.get(attack)
     known = {p.name: p for p in registry.parameters(cls)}
@@ -237,7 +237,7 @@ def apply_perturbation(model: nn.Module, x: torch.Tensor, v: torch.Tensor, *, na
 
 # --------------------------------------------------------------------------- the Python entry point
 def _class_names(classes, dataset):
-    from .visualize import resolve_classes
+    from ..report.figures import resolve_classes
 
     if classes is not None:
         return resolve_classes(classes)
@@ -275,9 +275,9 @@ def attack_image(path: str | os.PathLike, model: str | nn.Module = DEFAULT_IMAGE
         says how it was cropped, ``["description"]`` in one line; the figure's subtitle shows it)
         and the figure of :func:`foolkit.show`. Nothing is printed.
     """
-    from .evaluation.oom import OomSplitter
-    from .machine import parse_device
-    from .visualize import show
+    from .oom import OomSplitter
+    from ..runtime.machine import parse_device
+    from ..report.figures import show
 
     if device is None:  # the model's own device
         module = getattr(model, "module", model)

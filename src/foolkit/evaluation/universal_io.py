@@ -27,9 +27,9 @@ from typing import Any
 
 import torch
 
-from .data.cifar10 import DataError
-from .files import atomic_path
-from .safe_load import describe_load_error
+from ..data.cifar10 import DataError
+from ..runtime.files import atomic_path
+from ..data.safe_load import describe_load_error
 
 FORMAT = "foolkit.universal"
 VERSION = 1
@@ -105,7 +105,7 @@ def check_within_radius(v: torch.Tensor, norm: float, xi: float, where: str, err
 
 
 def _norm_text(norm: Any) -> str:
-    from .norms import parse_norm
+    from ..norms import parse_norm
     return "inf" if math.isinf(parse_norm(norm, allowed=(2.0, math.inf))) else "2"
 
 
@@ -121,7 +121,7 @@ def save_universal(path: str | os.PathLike, perturbation: torch.Tensor, *, model
 
     Returns the path. The date (UTC, ISO 8601) and foolkit's version are added.
     """
-    from . import __version__
+    from .._version import __version__
 
     v = perturbation.detach().to("cpu", torch.float32)
     if v.ndim == 3:
@@ -159,7 +159,7 @@ def load_universal(path: str | os.PathLike) -> UniversalFile:
     """
     path = Path(path)
     if not path.exists():
-        from .data.cifar10 import missing_path_error
+        from ..data.cifar10 import missing_path_error
         raise missing_path_error(path, "universal perturbation file", error=UniversalFileError)
     if path.is_dir():
         raise UniversalFileError(f"{path} is a directory, not a universal perturbation file")
@@ -172,7 +172,7 @@ def load_universal(path: str | os.PathLike) -> UniversalFile:
                                  f"(corrupt, truncated or pickled objects): {describe_load_error(exc)}") from None
     if isinstance(data, torch.Tensor):  # nothing says which model, norm or radius it is for
         raise UniversalFileError(f"{path} is a bare tensor without a card (model, norm, xi); write perturbation "
-                                 f"files with `foolkit fit-universal` or foolkit.universal_io.save_universal")
+                                 f"files with `foolkit fit-universal` or foolkit.evaluation.universal_io.save_universal")
     if not isinstance(data, dict) or "perturbation" not in data:
         raise UniversalFileError(f"{path} is not a foolkit universal perturbation file (no 'perturbation' entry); "
                                  f"write one with `foolkit fit-universal`")

@@ -1,0 +1,1 @@
+"""What a run needs from its surroundings: devices and the machine, output files, progress bars."""
