@@ -16,6 +16,7 @@ from PIL import Image
 import foolkit as fk
 from foolkit import cli
 from foolkit.commands import image_attack
+from foolkit.errors import USER_ERRORS
 from foolkit.commands.image_attack import run_image_command
 from foolkit.evaluation.universal_io import UniversalFileError, load_universal, save_universal
 
@@ -65,7 +66,7 @@ def run_cmd(capsys, ckpt, *, image=None, cifar_index=None, model="cifar10/resnet
                                 **{"param__" + k: str(v) for k, v in params.items()})
         try:  # what cli.main does with user errors
             rc = run_image_command(ns)
-        except cli._user_error_types() as exc:
+        except USER_ERRORS as exc:
             print(f"foolkit attack: error: {str(exc).splitlines()[0]}", file=__import__("sys").stderr)
             rc = 2
     captured = capsys.readouterr()

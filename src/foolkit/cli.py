@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 import warnings
+from .errors import USER_ERRORS
 
 # One entry per subcommand module, in the order shown by --help.
 COMMAND_MODULES = [
@@ -29,8 +30,6 @@ COMMAND_MODULES = [
 ]
 
 
-class UsageError(Exception):
-    """A problem with the user's input: reported as one line, exit code 2."""
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
@@ -48,13 +47,6 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
         module.add_arguments(p)
         handlers[module.NAME] = module.run
     return parser, handlers
-
-
-def _user_error_types():
-    from .data.cifar10 import DataError
-    from .models.registry import ModelError
-    # OSError: missing, unreadable or unwritable paths, a file where a folder should be, a full disk
-    return (UsageError, DataError, ModelError, ValueError, OSError)
 
 
 def _resumable(args) -> bool:
@@ -114,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("foolkit: interrupted", file=sys.stderr)
         return 130
-    except _user_error_types() as exc:
+    except USER_ERRORS as exc:
         if getattr(args, "debug", False):
             raise
         print(f"foolkit {args.command}: error: {error_line(exc)}", file=sys.stderr)

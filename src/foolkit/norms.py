@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import torch
+from .errors import InputError
 
 
 def check_p(p: float, *, allow_zero: bool = False) -> float:
@@ -15,11 +16,11 @@ def check_p(p: float, *, allow_zero: bool = False) -> float:
     try:
         p = float(p)
     except (TypeError, ValueError):
-        raise ValueError(f"norm p must be a number >= 1 or inf, got {p!r}") from None
+        raise InputError(f"norm p must be a number >= 1 or inf, got {p!r}") from None
     if allow_zero and p == 0:
         return 0.0
     if math.isnan(p) or p < 1:
-        raise ValueError(f"norm p must be >= 1 or inf{' (or 0)' if allow_zero else ''}, got {p}")
+        raise InputError(f"norm p must be >= 1 or inf{' (or 0)' if allow_zero else ''}, got {p}")
     return p
 
 
@@ -29,14 +30,14 @@ def parse_norm(value, *, allowed: tuple[float, ...] | None = None, name: str = "
     try:
         p = float(p)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number >= 1 or inf, got {value!r}") from None
+        raise InputError(f"{name} must be a number >= 1 or inf, got {value!r}") from None
     if allowed is not None:
         if p not in allowed:
             choices = " or ".join("inf" if math.isinf(a) else f"{a:g}" for a in allowed)
-            raise ValueError(f"{name} must be {choices}, got {value!r}")
+            raise InputError(f"{name} must be {choices}, got {value!r}")
         return p
     if math.isnan(p) or p < 1:
-        raise ValueError(f"{name} p must be >= 1 or inf, got {value!r}")
+        raise InputError(f"{name} p must be >= 1 or inf, got {value!r}")
     return p
 
 
@@ -115,7 +116,7 @@ def project_lp_ball(v: torch.Tensor, p: float, radius: float | torch.Tensor) -> 
     p = check_p(p)
     radius_t = torch.as_tensor(radius, dtype=v.dtype, device=v.device)
     if (radius_t <= 0).any():
-        raise ValueError(f"projection radius must be > 0, got {radius}")
+        raise InputError(f"projection radius must be > 0, got {radius}")
     flat = v.flatten(1)
     r = radius_t.reshape(-1, 1) if radius_t.ndim else radius_t
     if math.isinf(p):
@@ -135,4 +136,4 @@ def project_lp_ball(v: torch.Tensor, p: float, radius: float | torch.Tensor) -> 
         theta = cums.gather(1, rho) / (rho + 1).to(v.dtype)
         proj = flat.sign() * (a - theta).clamp_min(0)
         return torch.where(inside, flat, proj).view_as(v)
-    raise ValueError(f"projection onto the L{p} ball is implemented for p = 1, 2 and inf, not {p}")
+    raise InputError(f"projection onto the L{p} ball is implemented for p = 1, 2 and inf, not {p}")

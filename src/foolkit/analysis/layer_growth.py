@@ -12,6 +12,7 @@ from torch import nn
 
 from ..models.architectures import densenet_cifar, inception_small_cifar, mobilenetv2_cifar, resnet_cifar
 from ..models.wrappers import Normalized
+from ..errors import InputError
 
 LOGITS = "logits"
 
@@ -84,10 +85,10 @@ def layer_growth(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, layers:
         >>> fk.analysis.layer_growth(model, x, r.x_adv).rows()
     """
     if x.shape != x_adv.shape or x.dim() != 4:
-        raise ValueError(f"layer_growth: x and x_adv must be [N,C,H,W] of one shape, got "
+        raise InputError(f"layer_growth: x and x_adv must be [N,C,H,W] of one shape, got "
                          f"{tuple(x.shape)} and {tuple(x_adv.shape)}")
     if n_random < 1:
-        raise ValueError(f"layer_growth: n_random must be >= 1, got {n_random}")
+        raise InputError(f"layer_growth: n_random must be >= 1, got {n_random}")
     names = list(default_layers(model) if layers is None else layers)
     modules = dict(model.named_modules())
     x, x_adv = x.detach(), x_adv.detach().to(x.dtype)
@@ -95,7 +96,7 @@ def layer_growth(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, layers:
     norm = delta.flatten(1).norm(dim=1)
     keep = norm > 0
     if not keep.any():
-        raise ValueError("layer_growth: every x_adv equals its x: nothing to measure")
+        raise InputError("layer_growth: every x_adv equals its x: nothing to measure")
     x, delta, norm = x[keep], delta[keep], norm[keep]
     n = len(x)
     g = torch.Generator().manual_seed(seed)
@@ -109,7 +110,7 @@ def layer_growth(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, layers:
         for name in names:
             module_name, _, where = name.partition(":")
             if module_name not in modules or where not in ("", "input"):
-                raise ValueError(f"layer_growth: no submodule named {name!r} in {type(model).__name__}")
+                raise InputError(f"layer_growth: no submodule named {name!r} in {type(model).__name__}")
 
             def hook(mod, args, out, name=name, where=where):
                 # clone: a following in-place ReLU would otherwise change what was stored

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from ..models.architectures import (densenet_cifar, inception_small_cifar, mobilenetv2_cifar,
                                     resnet_cifar)
 from ..models.wrappers import Normalized
+from ..errors import InputError
 
 Shape = tuple[int, ...]
 
@@ -140,7 +141,7 @@ def _leaf(module: nn.Module, name: str, shape: Shape) -> LayerBound | None:
     """The rule for a single layer, or None when ``module`` is not a known leaf."""
     if isinstance(module, nn.Conv2d):
         if module.padding_mode != "zeros":
-            raise ValueError(f"lipschitz_bounds: {name}: Conv2d padding_mode={module.padding_mode!r} "
+            raise InputError(f"lipschitz_bounds: {name}: Conv2d padding_mode={module.padding_mode!r} "
                              "is not supported (only 'zeros')")
         w = module.weight.detach().double()
         kw = dict(stride=module.stride, padding=module.padding, dilation=module.dilation, groups=module.groups)
@@ -150,7 +151,7 @@ def _leaf(module: nn.Module, name: str, shape: Shape) -> LayerBound | None:
         return _linear(name, "linear", lambda x: x @ w.T, lambda x: x @ w.abs().T, shape)
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         if module.training or module.running_var is None:
-            raise ValueError(f"lipschitz_bounds: {name}: BatchNorm must be in eval mode with running "
+            raise InputError(f"lipschitz_bounds: {name}: BatchNorm must be in eval mode with running "
                              "statistics (call model.eval())")
         scale = torch.rsqrt(module.running_var.double() + module.eps)
         if module.affine:
@@ -160,7 +161,7 @@ def _leaf(module: nn.Module, name: str, shape: Shape) -> LayerBound | None:
         return _exact(name, type(module).__name__.lower(), 1.0)
     if isinstance(module, (nn.Identity, nn.Flatten, nn.Dropout)):
         if module.training and isinstance(module, nn.Dropout):
-            raise ValueError(f"lipschitz_bounds: {name}: Dropout must be in eval mode (call model.eval())")
+            raise InputError(f"lipschitz_bounds: {name}: Dropout must be in eval mode (call model.eval())")
         row = _exact(name, type(module).__name__.lower(), 1.0)
         row.op, row.in_shape = (lambda x: x.flatten(1)) if isinstance(module, nn.Flatten) else (lambda x: x), shape
         return row
@@ -178,7 +179,7 @@ def _leaf(module: nn.Module, name: str, shape: Shape) -> LayerBound | None:
 def _windows_per_pixel(pool: nn.MaxPool2d, shape: Shape) -> int:
     """The most pooling windows that contain one input pixel (padding cells excluded)."""
     if pool.ceil_mode:
-        raise ValueError("lipschitz_bounds: MaxPool2d(ceil_mode=True) is not supported")
+        raise InputError("lipschitz_bounds: MaxPool2d(ceil_mode=True) is not supported")
     ones = torch.ones((1, 1) + tuple(shape[2:]), dtype=torch.float64)
     windows, adjoint = torch.func.vjp(lambda x: F.unfold(x, pool.kernel_size, pool.dilation, pool.padding,
                                                          pool.stride), ones)
@@ -276,7 +277,7 @@ def _bounds(module: nn.Module, name: str, shape: Shape) -> tuple[list[LayerBound
         rows.append(_global_avgpool(_join(name, "pool"), s))
         tail, out = _bounds(module.classifier, _join(name, "classifier"), (s[0], s[1]))
         return rows + tail, out
-    raise ValueError(f"lipschitz_bounds: no Lipschitz rule for module {name or '<model>'!r} of type "
+    raise InputError(f"lipschitz_bounds: no Lipschitz rule for module {name or '<model>'!r} of type "
                      f"{type(module).__name__} (supported: foolkit's CIFAR-10 architectures and "
                      "Sequentials of Conv2d/Linear/BatchNorm/ReLU/pooling layers)")
 
@@ -353,7 +354,7 @@ def lipschitz_bounds(model: nn.Module, input_shape: Sequence[int], *, merge_line
     if len(shape) == 3:
         shape = (1,) + shape
     if len(shape) != 4 or min(shape) < 1:
-        raise ValueError(f"lipschitz_bounds: input_shape must be (C, H, W) or (N, C, H, W), got {tuple(input_shape)}")
+        raise InputError(f"lipschitz_bounds: input_shape must be (C, H, W) or (N, C, H, W), got {tuple(input_shape)}")
     layers, _ = _bounds(model, "", (1,) + shape[1:])
     if merge_linear:
         layers = _merge_linear(layers)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+from ..errors import InputError
 
 
 def _distinct(b: int, p: int, generator: torch.Generator, device) -> torch.Tensor:
@@ -78,11 +79,11 @@ def minimize(fitness: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], popu
     """
     b, p, d = population.shape
     if p < 4:
-        raise ValueError(f"differential evolution needs a population of at least 4, got {p}")
+        raise InputError(f"differential evolution needs a population of at least 4, got {p}")
     if boundary not in ("clip", "resample"):
-        raise ValueError(f"boundary must be 'clip' or 'resample', got {boundary!r}")
+        raise InputError(f"boundary must be 'clip' or 'resample', got {boundary!r}")
     if gene_pool is not None and (gene_pool < 1 or d % gene_pool):
-        raise ValueError(f"gene_pool must divide the {d} coordinates of a member, got {gene_pool!r}")
+        raise InputError(f"gene_pool must divide the {d} coordinates of a member, got {gene_pool!r}")
     device = population.device
     pop = population.clone()
     threshold = torch.as_tensor(threshold, dtype=torch.float64, device=device).expand(b)

@@ -37,6 +37,7 @@ from .. import norms as _norms
 from .base import Attack, Counter, check_nonnegative, check_positive_int, check_variant, wide_logits
 from .deepfool_thesis import run_deepfool_thesis
 from .precision import full_precision
+from ..errors import InputError
 
 
 class DeepFool(Attack):
@@ -75,7 +76,7 @@ class DeepFool(Attack):
         self.keep_closest = None if keep_closest is None else check_positive_int("keep_closest", keep_closest)
         self.variant = check_variant(variant)
         if self.variant == "thesis" and self.norm not in (2, math.inf):
-            raise ValueError(f"DeepFool(variant='thesis') supports norm 2 or inf (the thesis's), got {norm!r}")
+            raise InputError(f"DeepFool(variant='thesis') supports norm 2 or inf (the thesis's), got {norm!r}")
 
     @property
     def supports_target(self) -> bool:  # the thesis's DeepFool has no targeted mode

@@ -24,12 +24,13 @@ import torch.nn.functional as F
 
 from .base import (Attack, Counter, check_nonnegative, check_variant, input_gradient, predict, validate_images,
                    validate_labels, wide_logits)
+from ..errors import InputError
 
 
 def _eps_tensor(eps: Any) -> float | torch.Tensor:
     if isinstance(eps, torch.Tensor):
         if eps.ndim > 1 or eps.is_complex() or not torch.isfinite(eps).all() or (eps < 0).any():
-            raise ValueError("eps must be a finite scalar or a 1-D tensor of per-sample values >= 0")
+            raise InputError("eps must be a finite scalar or a 1-D tensor of per-sample values >= 0")
         return eps.float()
     return check_nonnegative("eps", eps)
 
@@ -69,7 +70,7 @@ class FGSM(Attack):
 
     def _check_call(self, x):
         if isinstance(self.eps, torch.Tensor) and self.eps.ndim == 1 and len(self.eps) != len(x):
-            raise ValueError(f"per-sample eps has {len(self.eps)} values for {len(x)} images")
+            raise InputError(f"per-sample eps has {len(self.eps)} values for {len(x)} images")
 
     def _clean_pass(self, model, x, y, target, counter: Counter):
         # One forward pass gives the clean predictions and, backpropagated, the FGSM gradient.
@@ -123,7 +124,7 @@ def minimal_epsilon(model, x: torch.Tensor, y: Any = None, *, grid: Any = None, 
     check_variant(variant)
     grid_t = torch.arange(1, 31, dtype=torch.float32) / 100 if grid is None else torch.as_tensor(grid, dtype=torch.float32)
     if grid_t.ndim != 1 or len(grid_t) == 0 or (grid_t < 0).any() or (grid_t.diff() <= 0).any():
-        raise ValueError("grid must be a non-empty, strictly increasing 1-D sequence of eps >= 0")
+        raise InputError("grid must be a non-empty, strictly increasing 1-D sequence of eps >= 0")
     was_training = model.training
     model.eval()
     try:

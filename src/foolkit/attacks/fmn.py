@@ -38,6 +38,7 @@ import torch
 
 from .. import norms as _norms
 from .base import Attack, Counter, check_nonnegative, check_positive_int, input_gradient, wide_logits
+from ..errors import InputError
 
 
 def margin(logits: torch.Tensor, label: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
@@ -79,10 +80,10 @@ class FMN(Attack):
         self.alpha_final = None if alpha_final is None else check_nonnegative("alpha_final", alpha_final)
         self.gamma_init = check_nonnegative("gamma_init", gamma_init, strict=True)
         if self.gamma_init >= 1:
-            raise ValueError(f"gamma_init must lie in (0, 1), got {gamma_init!r}")
+            raise InputError(f"gamma_init must lie in (0, 1), got {gamma_init!r}")
         self.gamma_final = check_nonnegative("gamma_final", gamma_final)
         if self.gamma_final > self.gamma_init:
-            raise ValueError(f"gamma_final must lie in [0, gamma_init = {self.gamma_init:g}], got {gamma_final!r}")
+            raise InputError(f"gamma_final must lie in [0, gamma_init = {self.gamma_init:g}], got {gamma_final!r}")
 
     def _run(self, model, x0, label, target, counter: Counter, index):
         p = self.norm

@@ -52,6 +52,7 @@ import torch
 
 from . import _de
 from .base import Attack, Counter, check_positive_int, check_variant, wide_logits
+from ..errors import InputError
 
 
 class OnePixel(Attack):
@@ -103,18 +104,18 @@ class OnePixel(Attack):
             try:
                 threshold = float(threshold)
             except (TypeError, ValueError):
-                raise ValueError(f"threshold must be a probability in [0,1] or None, got {threshold!r}") from None
+                raise InputError(f"threshold must be a probability in [0,1] or None, got {threshold!r}") from None
             if not 0 <= threshold <= 1:
-                raise ValueError(f"threshold must be a probability in [0,1] or None, got {threshold!r}")
+                raise InputError(f"threshold must be a probability in [0,1] or None, got {threshold!r}")
         self.threshold = threshold
         if not isinstance(stop_on_success, bool):
-            raise ValueError(f"stop_on_success must be True or False, got {stop_on_success!r}")
+            raise InputError(f"stop_on_success must be True or False, got {stop_on_success!r}")
         self.stop_on_success = stop_on_success
         self.variant = check_variant(variant)
 
     def _check_call(self, x):
         if x.shape[2] * x.shape[3] < self.pixels:
-            raise ValueError(f"images of {x.shape[2]}x{x.shape[3]} pixels have fewer than pixels={self.pixels}")
+            raise InputError(f"images of {x.shape[2]}x{x.shape[3]} pixels have fewer than pixels={self.pixels}")
 
     def _run(self, model, x0, label, target, counter: Counter, index):
         n, c, h, w = x0.shape

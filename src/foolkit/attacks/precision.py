@@ -19,6 +19,7 @@ import contextlib
 from typing import Any
 
 import torch
+from ..errors import InputError
 
 #: name -> autocast dtype (None: no autocast)
 PRECISIONS: dict[str, torch.dtype | None] = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -39,7 +40,7 @@ def check_precision(precision: Any) -> str:
         name = _ALIASES.get(precision.lower(), precision.lower())
         if name in PRECISIONS:
             return name
-    raise ValueError(f"precision must be float32, bf16 or fp16, got {precision!r}")
+    raise InputError(f"precision must be float32, bf16 or fp16, got {precision!r}")
 
 
 def autocast_supported(precision: str, device_type: str) -> bool:
@@ -63,7 +64,7 @@ def attack_precision(precision: Any, device: torch.device | str):
     if dtype is None:
         return contextlib.nullcontext()
     if not autocast_supported(name, device_type):
-        raise ValueError(f"precision {name}: torch cannot autocast to {dtype} on {device_type} here; "
+        raise InputError(f"precision {name}: torch cannot autocast to {dtype} on {device_type} here; "
                          f"use float32{' or fp16' if name == 'bf16' else ''}")
     return torch.autocast(device_type, dtype=dtype)
 

@@ -16,6 +16,7 @@ import importlib
 import inspect
 import math
 from typing import Any
+from ..errors import InputError
 
 # name -> (module, class). Order is the order of ``foolkit attacks``.
 ATTACKS: dict[str, tuple[str, str]] = {
@@ -72,11 +73,11 @@ def get(name: str) -> type:
     """The attack class registered as ``name`` (case-insensitive); ``ValueError`` if unknown."""
     key = str(name).lower()
     if key not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; available attacks: {', '.join(list_attacks())}")
+        raise InputError(f"unknown attack {name!r}; available attacks: {', '.join(list_attacks())}")
     try:
         return _resolve(key)
     except LookupError as exc:
-        raise ValueError(f"attack {name!r} is not available ({exc}); available attacks: "
+        raise InputError(f"attack {name!r} is not available ({exc}); available attacks: "
                          f"{', '.join(list_attacks())}") from None
 
 
@@ -109,7 +110,7 @@ def create(name: str, **params: Any):
     known = {p.name for p in parameters(cls)}
     unknown = sorted(set(params) - known)
     if unknown:
-        raise ValueError(f"{name} has no parameter {', '.join(unknown)}; its parameters: "
+        raise InputError(f"{name} has no parameter {', '.join(unknown)}; its parameters: "
                          f"{', '.join(sorted(known)) or 'none'}")
     return cls(**params)
 
@@ -176,4 +177,4 @@ def convert(param: inspect.Parameter, text: str) -> Any:
         raise ValueError
     except ValueError:
         want = "/".join(kinds) if kinds else "value"
-        raise ValueError(f"{flag}: expected {want}, got {text!r}") from None
+        raise InputError(f"{flag}: expected {want}, got {text!r}") from None

@@ -56,6 +56,7 @@ from .base import (Attack, Counter, check_nonnegative, check_positive_int, check
 from .deepfool import DeepFool
 from .precision import full_precision
 from .sparsefool_thesis import run_sparsefool_thesis
+from ..errors import InputError
 
 _BETA = 1e-3
 #: Steps in a row that exhaust the box without reaching the plane or lowering the margin.
@@ -149,7 +150,7 @@ class SparseFool(Attack):
                  variant: str = "foolkit"):
         self.lambda_ = check_nonnegative("lambda_", lambda_)
         if not math.isfinite(self.lambda_) or self.lambda_ < 1:
-            raise ValueError(f"lambda_ must be a finite number >= 1, got {lambda_!r}")
+            raise InputError(f"lambda_ must be a finite number >= 1, got {lambda_!r}")
         self.max_iter = check_iterations("max_iter", max_iter)
         self.overshoot = check_nonnegative("overshoot", overshoot)
         self.delta = check_nonnegative("delta (pixel levels out of 255)", delta, strict=True)

@@ -48,6 +48,7 @@ import torch
 from .. import norms as _norms
 from .base import Attack, Counter, check_nonnegative, check_positive_int, wide_logits
 from .deepfool import DeepFool
+from ..errors import InputError
 
 
 class SuperDeepFool(Attack):
@@ -86,7 +87,7 @@ class SuperDeepFool(Attack):
         self.keep_closest = None if keep_closest is None else check_positive_int("keep_closest", keep_closest)
         self.tol = check_nonnegative("tol", tol)
         if self.tol >= 1:
-            raise ValueError(f"tol must be a relative gain in [0, 1), got {tol!r}")
+            raise InputError(f"tol must be a relative gain in [0, 1), got {tol!r}")
         self.search_steps = check_positive_int("search_steps", search_steps, minimum=0)
 
     def _deepfool(self, first: bool) -> DeepFool:

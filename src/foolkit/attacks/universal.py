@@ -66,6 +66,7 @@ from .base import (Attack, Counter, check_nonnegative, check_positive_int, check
                    validate_labels)
 from .deepfool import DeepFool
 from .deepfool_thesis import deepfool_z, normalised_space, to_z
+from ..errors import InputError
 
 _MODES = ("faithful", "batched")
 
@@ -109,13 +110,13 @@ class UniversalPerturbation(Attack):
         self.norm = _check_norm("norm", norm)
         self.xi = check_nonnegative("xi", xi, strict=True)
         if not math.isfinite(self.xi):
-            raise ValueError(f"xi must be finite, got {xi!r}")
+            raise InputError(f"xi must be finite, got {xi!r}")
         self.delta = check_nonnegative("delta", delta)
         if self.delta > 1:
-            raise ValueError(f"delta must lie in [0,1] (the tolerated fraction not fooled), got {delta!r}")
+            raise InputError(f"delta must lie in [0,1] (the tolerated fraction not fooled), got {delta!r}")
         self.max_passes = check_positive_int("max_passes", max_passes)
         if mode not in _MODES:
-            raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+            raise InputError(f"mode must be one of {_MODES}, got {mode!r}")
         self.mode = mode
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.overshoot = check_nonnegative("overshoot", overshoot)
@@ -125,10 +126,10 @@ class UniversalPerturbation(Attack):
         default_df = self.norm if thesis else 2.0
         self.deepfool_norm = default_df if deepfool_norm is None else _check_norm("deepfool_norm", deepfool_norm)
         if thesis and self.deepfool_norm != self.norm:
-            raise ValueError(f"the thesis's code runs DeepFool in the norm of the ball: deepfool_norm must equal "
+            raise InputError(f"the thesis's code runs DeepFool in the norm of the ball: deepfool_norm must equal "
                              f"norm ({self.norm}), got {deepfool_norm!r}")
         if thesis and mode != "faithful":
-            raise ValueError("variant='thesis' is the thesis's one-image-at-a-time loop: mode must be 'faithful'")
+            raise InputError("variant='thesis' is the thesis's one-image-at-a-time loop: mode must be 'faithful'")
         self.candidates = check_positive_int("candidates", candidates, minimum=2)
         self.seed = check_positive_int("seed", seed, minimum=0)
 
@@ -297,7 +298,7 @@ class UniversalPerturbation(Attack):
     # ------------------------------------------------------------------------ applying
     def _fitted(self) -> torch.Tensor:
         if not hasattr(self, "perturbation_"):
-            raise ValueError("UniversalPerturbation is not fitted yet: call fit(model, X) first")
+            raise InputError("UniversalPerturbation is not fitted yet: call fit(model, X) first")
         return self.perturbation_
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
@@ -305,7 +306,7 @@ class UniversalPerturbation(Attack):
         v = self._fitted()
         x = validate_images(x)
         if x.shape[1:] != v.shape[1:]:
-            raise ValueError(f"images of shape {tuple(x.shape[1:])} do not match the perturbation's "
+            raise InputError(f"images of shape {tuple(x.shape[1:])} do not match the perturbation's "
                              f"{tuple(v.shape[1:])}")
         out = x + v.to(device=x.device, dtype=x.dtype)
         return out if self.variant == "thesis" else out.clamp(0, 1)  # the thesis never clips
@@ -313,7 +314,7 @@ class UniversalPerturbation(Attack):
     def _check_call(self, x):
         v = self._fitted()
         if x.shape[1:] != v.shape[1:]:
-            raise ValueError(f"images of shape {tuple(x.shape[1:])} do not match the perturbation's "
+            raise InputError(f"images of shape {tuple(x.shape[1:])} do not match the perturbation's "
                              f"{tuple(v.shape[1:])}")
 
     def _run(self, model, x0, label, target, counter: Counter, index):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from ..errors import InputError
 
 NAME = "attack"
 HELP = "attack a model on a data set, storing every sample in SQLite (rerun to resume)"
@@ -119,7 +120,7 @@ def attack_from_args(args):
     wrong = [flag_for(k) for k in given if k not in params]
     if wrong:
         accepted = " ".join(flag_for(k) for k in params) or "none"
-        raise ValueError(f"{' '.join(sorted(wrong))} is not a parameter of {args.attack} (its parameters: {accepted})")
+        raise InputError(f"{' '.join(sorted(wrong))} is not a parameter of {args.attack} (its parameters: {accepted})")
     kwargs = {k: registry.convert(params[k], v) for k, v in given.items()}
     return cls(**kwargs)
 
@@ -134,13 +135,13 @@ def run(args) -> int:
         one = "--image" if args.image is not None else "--cifar-index"
         for flag, value in (("--n", args.n), ("--fit-size", args.fit_size), ("--shard", args.shard)):
             if value is not None:  # silently ignored before: refuse, the user meant something
-                raise ValueError(f"{flag} applies to data sets, not to {one} (one image)")
+                raise InputError(f"{flag} applies to data sets, not to {one} (one image)")
         from .image_attack import run_image_command
         return run_image_command(args)
     if args.model is None or args.attack is None:
-        raise ValueError("--model and --attack are required (or --image PATH / --cifar-index N for one image)")
+        raise InputError("--model and --attack are required (or --image PATH / --cifar-index N for one image)")
     if args.perturbation is not None:
-        raise ValueError("--perturbation applies to one image (--image or --cifar-index)")
+        raise InputError("--perturbation applies to one image (--image or --cifar-index)")
     from ..evaluation.shards import parse_shard
     shard = None if args.shard is None else parse_shard(args.shard)  # bad K/N fails before any work
     from ..runtime.files import check_output
@@ -151,11 +152,11 @@ def run(args) -> int:
         try:
             args.target = int(args.target)
         except ValueError:
-            raise ValueError(f"--target must be a class index for a data-set run, got {args.target!r}") from None
+            raise InputError(f"--target must be a class index for a data-set run, got {args.target!r}") from None
     for flag, value, minimum in (("--n", args.n, 1), ("--batch-size", args.batch_size, 1), ("--seed", args.seed, 0),
                                  ("--fit-size", args.fit_size, 1)):
         if value is not None and value < minimum:
-            raise ValueError(f"{flag} must be >= {minimum}, got {value}")
+            raise InputError(f"{flag} must be >= {minimum}, got {value}")
     attack = attack_from_args(args)
     from ..models.sources import resolve_from_args
     model = resolve_from_args(args, device=device)  # bad models fail before any data is read

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
+from ..errors import InputError
 
 NAME = "demo"
 HELP = "evaluate cifar10/resnet20 on the bundled images and attack them (quick settings), with a report"
@@ -79,9 +80,9 @@ def run(args) -> int:
 
     device = parse_device(getattr(args, "device", None) or "cpu")  # a bad name fails before any work
     if args.n < 1 or args.n > 1000:
-        raise ValueError(f"--n must be between 1 and 1000 (the bundled images), got {args.n}")
+        raise InputError(f"--n must be between 1 and 1000 (the bundled images), got {args.n}")
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+        raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
     # Both outputs are checked before the long job; only the default folder runs/ is created.
     args.out = str(check_output(args.out or DEFAULT_STORE, inputs=[args.checkpoint], kind="store",
                                 create_folder=args.out is None))

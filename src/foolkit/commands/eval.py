@@ -1,5 +1,6 @@
 """``foolkit eval MODEL [--data PATH]``: accuracy, per-class accuracy, confusion matrix (Table 11.4)."""
 from __future__ import annotations
+from ..errors import InputError
 
 NAME = "eval"
 HELP = "clean accuracy, per-class accuracy and confusion matrix of a model (Table 11.4)"
@@ -29,10 +30,10 @@ def run(args) -> int:
     device = parse_device(getattr(args, "device", None) or "cpu")  # a bad name fails before any work
     options = [f for f in ("checkpoint", "mean", "std", "input_size", "classes") if getattr(args, f, None)]
     if options and len(args.model) > 1:
-        raise ValueError(f"--{options[0].replace('_', '-')} applies to one model; name a single model")
+        raise InputError(f"--{options[0].replace('_', '-')} applies to one model; name a single model")
     for name in args.model:
         if name in list_models() and card(name).dataset != "cifar10":
-            raise ValueError(f"{name} is a {card(name).dataset} model; foolkit eval measures CIFAR-10 models "
+            raise InputError(f"{name} is a {card(name).dataset} model; foolkit eval measures CIFAR-10 models "
                              f"(attack photos with `foolkit attack --image PATH --model {name}`)")
     models = []
     for name in args.model:  # every model loads (or fails) before the data is read

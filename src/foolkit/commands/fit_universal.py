@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from ..errors import InputError
 
 NAME = "fit-universal"
 HELP = "fit a universal perturbation on N images and save it with its card (model, norm, xi, fooling rates)"
@@ -32,9 +33,9 @@ def parse_xi(text: str) -> float:
         else:
             value = float(t)
     except (ValueError, ZeroDivisionError):
-        raise ValueError(f"--xi must be a number such as 0.04 or 10/255, got {text!r}") from None
+        raise InputError(f"--xi must be a number such as 0.04 or 10/255, got {text!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"--xi must be finite and > 0, got {text!r}")
+        raise InputError(f"--xi must be finite and > 0, got {text!r}")
     return value
 
 
@@ -146,14 +147,14 @@ def run(args) -> int:
     for flag, value, minimum in (("--n", args.n, 1), ("--n-test", args.n_test, 0), ("--max-passes", args.max_passes, 1),
                                  ("--batch-size", args.batch_size, 1), ("--seed", args.seed, 0)):
         if value is not None and value < minimum:
-            raise ValueError(f"{flag} must be >= {minimum}, got {value}")
+            raise InputError(f"{flag} must be >= {minimum}, got {value}")
     from ..runtime.files import check_output
     from ..runtime.machine import parse_device
     parse_device(args.device)
     xi = parse_xi(args.xi)
     out = Path(args.out)
     if out.is_dir():
-        raise ValueError(f"--out {out} is a directory; give a file name such as {out / 'universal.pt'}")
+        raise InputError(f"--out {out} is a directory; give a file name such as {out / 'universal.pt'}")
     check_output(out, inputs=[args.checkpoint], kind="perturbation", force=args.force)  # before the fit
     from ..models.sources import resolve_from_args
     resolved = resolve_from_args(args, device=args.device)  # bad models fail before any data is read

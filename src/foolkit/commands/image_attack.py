@@ -17,6 +17,7 @@ from ..evaluation.single_image import (DEFAULT_ATTACK, DEFAULT_CIFAR_MODEL, DEFA
                             _class_names, apply_perturbation, load_for_model,
                             make_attack, resolve_image_model, resolve_target)
 from ..report.figures import format_percent
+from ..errors import InputError
 
 
 def _arg(args, name, default=None):
@@ -37,10 +38,10 @@ def _out_paths(args, stem: str, attack_name: str) -> tuple[Path, Path]:
     out = Path(out) if out else Path(f"{stem}-{attack_name}.png")
     supported = ("png", "pdf", "svg", "jpg", "jpeg", "webp", "tif", "tiff", "eps", "ps")
     if out.suffix.lower().lstrip(".") not in supported:
-        raise ValueError(f"--out {out}: the figure needs an image file name ending in .png, .pdf or .svg "
+        raise InputError(f"--out {out}: the figure needs an image file name ending in .png, .pdf or .svg "
                          f"(got {out.suffix or 'no extension'})")
     if out.exists() and out.is_dir():
-        raise ValueError(f"--out {out} is a directory; give a file name such as {out / 'result.png'}")
+        raise InputError(f"--out {out} is a directory; give a file name such as {out / 'result.png'}")
     adv = out.with_name(out.stem + "-adv.png")
     # never an input; an existing image only with --force, unless foolkit wrote it (a rerun)
     inputs = (getattr(args, "image", None), getattr(args, "perturbation", None), getattr(args, "checkpoint", None))
@@ -105,19 +106,19 @@ def run_image_command(args) -> int:
     cifar_index = getattr(args, "cifar_index", None)
     device = parse_device(_arg(args, "device", "cpu"))
     if image is not None and cifar_index is not None:
-        raise ValueError("give either --image PATH or --cifar-index N, not both")
+        raise InputError("give either --image PATH or --cifar-index N, not both")
     if image is None and cifar_index is None:
-        raise ValueError("give an image: --image PATH or --cifar-index N (a bundled CIFAR-10 test image)")
+        raise InputError("give an image: --image PATH or --cifar-index N (a bundled CIFAR-10 test image)")
     universal = None
     perturbation = getattr(args, "perturbation", None)
     if perturbation is not None:
         from ..evaluation.universal_io import load_universal
         universal = load_universal(perturbation)
         if _attack_params(args):
-            raise ValueError("--perturbation applies a saved universal perturbation; attack parameters "
+            raise InputError("--perturbation applies a saved universal perturbation; attack parameters "
                              f"({', '.join(sorted(_attack_params(args)))}) do not apply to it")
         if getattr(args, "target", None) is not None:
-            raise ValueError("--perturbation: a universal perturbation is untargeted; drop --target")
+            raise InputError("--perturbation: a universal perturbation is untargeted; drop --target")
     model_name = getattr(args, "model", None)
     if model_name is None:
         if universal is not None and universal.model:
@@ -127,7 +128,7 @@ def run_image_command(args) -> int:
     if cifar_index is not None and getattr(args, "input_size", None) is None:
         from ..models.registry import card, list_models
         if model_name in list_models() and card(model_name).dataset != "cifar10":
-            raise ValueError(f"--cifar-index needs a CIFAR-10 model; {model_name} is a "
+            raise InputError(f"--cifar-index needs a CIFAR-10 model; {model_name} is a "
                              f"{card(model_name).dataset} model")
         if model_name not in list_models():
             args.input_size = "3,32,32"  # what a bundled CIFAR-10 image is, when the model does not say
@@ -144,18 +145,18 @@ def run_image_command(args) -> int:
     true_label = None
     if cifar_index is not None:
         if resolved.dataset not in (None, "cifar10") or size != 32 or resolved.num_classes != 10:
-            raise ValueError(f"--cifar-index needs a CIFAR-10 model (3x32x32 images, 10 classes); {model_name} "
+            raise InputError(f"--cifar-index needs a CIFAR-10 model (3x32x32 images, 10 classes); {model_name} "
                              f"takes 3x{size}x{size} into {resolved.num_classes} classes")
         if isinstance(cifar_index, bool) or not isinstance(cifar_index, (int, np.integer)):
             try:
                 cifar_index = int(cifar_index)
             except (TypeError, ValueError):
-                raise ValueError(f"--cifar-index must be an integer, got {cifar_index!r}") from None
+                raise InputError(f"--cifar-index must be an integer, got {cifar_index!r}") from None
         if cifar_index < 0:
-            raise ValueError(f"--cifar-index must be >= 0, got {cifar_index}")
+            raise InputError(f"--cifar-index must be >= 0, got {cifar_index}")
         xs, ys = load_cifar("cifar10", "test", root=getattr(args, "data", None))
         if cifar_index >= len(xs):
-            raise ValueError(f"--cifar-index {cifar_index} is out of range: the test images are 0..{len(xs) - 1}")
+            raise InputError(f"--cifar-index {cifar_index} is out of range: the test images are 0..{len(xs) - 1}")
         x, true_label = xs[cifar_index:cifar_index + 1].clone(), int(ys[cifar_index])
         del xs, ys
         stem = f"cifar10-{cifar_index}"

@@ -6,6 +6,7 @@ prints what foolkit understood: input size, classes, normalisation, identity, an
 on the bundled CIFAR-10 images when the model takes 3x32x32 images into 10 classes.
 """
 from __future__ import annotations
+from ..errors import InputError
 
 NAME = "models"
 HELP = "list the registered models and whether their weights are available"
@@ -32,7 +33,7 @@ def check(args) -> int:
     device = parse_device(getattr(args, "device", None) or "cpu")
     options = [f for f in ("checkpoint", "mean", "std", "input_size", "classes") if getattr(args, f, None)]
     if options and len(args.check) > 1:
-        raise ValueError(f"--{options[0].replace('_', '-')} applies to one model; check a single model")
+        raise InputError(f"--{options[0].replace('_', '-')} applies to one model; check a single model")
     for i, spec in enumerate(args.check):
         resolved = resolve_from_args(args, spec, device=device)
         if i:
@@ -55,7 +56,7 @@ def run(args) -> int:
     if getattr(args, "check", None):
         return check(args)
     if any(getattr(args, f, None) for f in ("checkpoint", "mean", "std", "input_size", "classes")):
-        raise ValueError("--checkpoint, --mean, --std, --input-size and --classes go with --check MODEL")
+        raise InputError("--checkpoint, --mean, --std, --input-size and --classes go with --check MODEL")
     rows = []
     for name in list_models():
         c = card(name)

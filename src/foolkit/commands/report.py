@@ -1,5 +1,6 @@
 """``foolkit report runs/x.db -o report.html``: one self-contained HTML file."""
 from __future__ import annotations
+from ..errors import InputError
 
 NAME = "report"
 HELP = "write a self-contained HTML report (metrics, histograms, image grids) of a run store"
@@ -20,7 +21,7 @@ def run(args) -> int:
     from ..report import write_report
 
     if args.images < 0:
-        raise ValueError(f"--images must be >= 0, got {args.images}")
+        raise InputError(f"--images must be >= 0, got {args.images}")
     out = check_output(args.out, inputs=[args.store], kind="report", force=args.force)
     out = write_report(args.store, out, max_images=args.images)
     print(f"wrote {out}")

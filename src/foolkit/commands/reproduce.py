@@ -9,6 +9,7 @@
 Runs are stored in ``<out>/runs.db``: rerun the same command to resume an interrupted run.
 """
 from __future__ import annotations
+from ..errors import InputError
 
 NAME = "reproduce"
 HELP = "reproduce the thesis's Part III tables, figures and claims on our models (resumable)"
@@ -59,11 +60,11 @@ def run(args) -> int:
     parse_device(args.device)
 
     if args.max_images is not None and args.max_images < 1:
-        raise ValueError(f"--max-images must be >= 1, got {args.max_images}")
+        raise InputError(f"--max-images must be >= 1, got {args.max_images}")
     if args.address is not None and args.engine != "ray":
-        raise ValueError("--address joins a Ray cluster: use it with --engine ray")
+        raise InputError("--address joins a Ray cluster: use it with --engine ray")
     if args.quick and args.sizes not in (None, "quick"):
-        raise ValueError(f"--quick contradicts --sizes {args.sizes}")
+        raise InputError(f"--quick contradicts --sizes {args.sizes}")
     # a user-given folder's parent must exist; the default's (reports/) may be created
     out = check_output_folder(args.out or "reports/thesis", create_parents=args.out is None,
                               inputs=[c.split("=", 1)[-1] for c in _split(args.checkpoint)],

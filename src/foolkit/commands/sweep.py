@@ -8,6 +8,7 @@ One store per task in DIR/tasks/, merged into DIR/results.db, with DIR/report.ht
 same command to resume: finished tasks are skipped, unfinished ones resume batch by batch.
 """
 from __future__ import annotations
+from ..errors import InputError
 
 NAME = "sweep"
 HELP = "run a grid of models x attacks x parameters from a TOML spec (resumable; local or on Ray)"
@@ -40,13 +41,13 @@ def run(args) -> int:
     from ..evaluation.sweep import sweep
 
     if args.num_cpus is not None and args.num_cpus < 1:
-        raise ValueError(f"--num-cpus must be >= 1, got {args.num_cpus}")
+        raise InputError(f"--num-cpus must be >= 1, got {args.num_cpus}")
     if args.gpus_per_task < 0:
-        raise ValueError(f"--gpus-per-task must be >= 0, got {args.gpus_per_task}")
+        raise InputError(f"--gpus-per-task must be >= 0, got {args.gpus_per_task}")
     if args.engine != "ray":
         for flag, value in (("--address", args.address), ("--num-cpus", args.num_cpus)):
             if value is not None:
-                raise ValueError(f"{flag} applies to --engine ray")
+                raise InputError(f"{flag} applies to --engine ray")
     res = sweep(args.spec, args.out, engine=args.engine, address=args.address, shards=args.shards,
                 device=args.device, num_cpus=args.num_cpus, cpus_per_task=args.cpus_per_task,
                 gpus_per_task=args.gpus_per_task, max_retries=args.max_retries, progress=not args.quiet,

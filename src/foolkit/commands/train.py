@@ -1,5 +1,6 @@
 """``foolkit train MODEL --data PATH --epochs E --out DIR``: resumable, seeded training."""
 from __future__ import annotations
+from ..errors import InputError
 
 NAME = "train"
 HELP = "train a registered CIFAR-10 architecture (resumes from DIR/last.pt)"
@@ -55,9 +56,9 @@ def run(args) -> int:
     check_output_folder(args.out, inputs=[args.init_from], writes=("last.pt", "weights.pt", "history.json"))
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+            raise InputError(f"--{name.replace('_', '-')} must be >= 1")
     if args.cutout < 0:
-        raise ValueError(f"--cutout must be >= 0 (0: off), got {args.cutout}")
+        raise InputError(f"--cutout must be >= 0 (0: off), got {args.cutout}")
     config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, max_lr=args.max_lr,
                          weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, seed=args.seed,
                          bf16=args.bf16, limit=args.limit, max_steps=args.max_steps,

@@ -15,14 +15,13 @@ from PIL import Image, UnidentifiedImageError
 
 from .safe_load import UnsafePickleError, clean_text, describe_load_error, load_cifar_pickle
 from .classes import CIFAR10_CLASSES
+from ..errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 BUNDLED_PATH = Path(__file__).with_name("bundled") / "cifar10_test_1000.npz"
 SPLITS = ("train", "test")
 
 
-class DataError(ValueError):
-    """A dataset could not be read: the message says which file or folder and why."""
 
 
 def missing_path_error(path: str | os.PathLike, what: str, plain: str | None = None,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from ..errors import InputError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
@@ -20,4 +21,4 @@ def class_names(dataset: str) -> tuple[str, ...]:
         return CIFAR10_CLASSES
     if dataset == "imagenet":
         return imagenet_classes()
-    raise ValueError(f"unknown dataset {dataset!r}; known: ['cifar10', 'imagenet']")
+    raise InputError(f"unknown dataset {dataset!r}; known: ['cifar10', 'imagenet']")

@@ -21,6 +21,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .cifar10 import DataError, missing_path_error
+from ..errors import InputError
 
 RESIZE_RATIO = 256 / 224  # shorter side before the centre crop, relative to the crop size
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
@@ -75,9 +76,9 @@ def load_image_with_info(path: str | os.PathLike, size: int | None = None,
     """
     path = Path(path)
     if resample not in _RESAMPLE:
-        raise ValueError(f"resample must be one of {sorted(_RESAMPLE)}, got {resample!r}")
+        raise InputError(f"resample must be one of {sorted(_RESAMPLE)}, got {resample!r}")
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-        raise ValueError(f"size must be a positive int or None, got {size!r}")
+        raise InputError(f"size must be a positive int or None, got {size!r}")
     if not path.exists():
         raise missing_path_error(path, "image")
     if path.is_dir():

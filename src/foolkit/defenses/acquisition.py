@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
+from ..errors import InputError
+from ..runtime.model_state import eval_mode
 
 TRANSFORMS = ("translate", "noise", "blur", "crop_resize", "jpeg")
 
@@ -94,18 +96,18 @@ class Acquisition(nn.Module):
             transforms = (transforms,)
         unknown = [t for t in transforms if t not in TRANSFORMS]
         if unknown:
-            raise ValueError(f"Acquisition: unknown transform {unknown[0]!r}; known: {', '.join(TRANSFORMS)}")
+            raise InputError(f"Acquisition: unknown transform {unknown[0]!r}; known: {', '.join(TRANSFORMS)}")
         if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
-            raise ValueError(f"Acquisition: max_shift must be an integer >= 0, got {max_shift!r}")
+            raise InputError(f"Acquisition: max_shift must be an integer >= 0, got {max_shift!r}")
         if not (0 <= noise_std < math.inf) or not (0 <= blur_sigma < math.inf):
-            raise ValueError(f"Acquisition: noise_std and blur_sigma must be finite and >= 0, got "
+            raise InputError(f"Acquisition: noise_std and blur_sigma must be finite and >= 0, got "
                              f"{noise_std!r}, {blur_sigma!r}")
         if not (0 < crop_min <= 1):
-            raise ValueError(f"Acquisition: crop_min must lie in (0, 1], got {crop_min!r}")
+            raise InputError(f"Acquisition: crop_min must lie in (0, 1], got {crop_min!r}")
         if isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, int) or not 1 <= jpeg_quality <= 100:
-            raise ValueError(f"Acquisition: jpeg_quality must be an integer in 1..100, got {jpeg_quality!r}")
+            raise InputError(f"Acquisition: jpeg_quality must be an integer in 1..100, got {jpeg_quality!r}")
         if isinstance(eot, bool) or not isinstance(eot, int) or eot < 1:
-            raise ValueError(f"Acquisition: eot must be an integer >= 1, got {eot!r}")
+            raise InputError(f"Acquisition: eot must be an integer >= 1, got {eot!r}")
         self.model = model
         self.transforms = tuple(transforms)
         self.seed, self.max_shift, self.noise_std, self.blur_sigma = seed, max_shift, noise_std, blur_sigma
@@ -164,22 +166,16 @@ def recovery_rate(model: nn.Module, x_adv: torch.Tensor, labels: torch.Tensor, a
         fraction that ``acquisition`` classifies as ``labels``, in [0,1]; None when there is none.
     """
     if x_adv.dim() != 4 or labels.shape != (x_adv.shape[0],):
-        raise ValueError(f"recovery_rate: x_adv must be [N,C,H,W] and labels [N], got {tuple(x_adv.shape)} "
+        raise InputError(f"recovery_rate: x_adv must be [N,C,H,W] and labels [N], got {tuple(x_adv.shape)} "
                          f"and {tuple(labels.shape)}")
     if len(x_adv) == 0:
         return None
-    was = model.training, acquisition.training
-    model.eval()
-    acquisition.eval()
-    try:
+    with eval_mode(model, acquisition):
         fooled, recovered = [], []
         for i in range(0, len(x_adv), batch_size):
             xb, yb = x_adv[i:i + batch_size], labels[i:i + batch_size].to(x_adv.device)
             fooled.append(model(xb).argmax(1) != yb)
             recovered.append(acquisition(xb).argmax(1) == yb)
-    finally:
-        model.train(was[0])
-        acquisition.train(was[1])
     fooled_t, recovered_t = torch.cat(fooled), torch.cat(recovered)
     if not fooled_t.any():
         return None

@@ -15,13 +15,14 @@ import copy
 
 import torch
 from torch import nn
+from ..errors import InputError
 
 
 def _check_bits(name: str, bits: int | None, optional: bool) -> None:
     if optional and bits is None:
         return
     if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 16:
-        raise ValueError(f"quantize: {name} must be an integer in 2..16{' or None' if optional else ''}, got {bits!r}")
+        raise InputError(f"quantize: {name} must be an integer in 2..16{' or None' if optional else ''}, got {bits!r}")
 
 
 def quantize_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
@@ -90,11 +91,11 @@ def quantize(model: nn.Module, weight_bits: int = 8, activation_bits: int | None
     _check_bits("weight_bits", weight_bits, optional=False)
     _check_bits("activation_bits", activation_bits, optional=True)
     if activation_bits is not None and (calibration is None or calibration.dim() != 4 or len(calibration) == 0):
-        raise ValueError("quantize: activation_bits needs calibration images [M,C,H,W] to set the activation ranges")
+        raise InputError("quantize: activation_bits needs calibration images [M,C,H,W] to set the activation ranges")
     quantized = copy.deepcopy(model).eval()
     targets = [(name, m) for name, m in quantized.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     if not targets:
-        raise ValueError(f"quantize: {type(model).__name__} has no Conv2d or Linear layer")
+        raise InputError(f"quantize: {type(model).__name__} has no Conv2d or Linear layer")
     layers = []
     for i, (name, module) in enumerate(targets):
         parent_name, _, child = name.rpartition(".")

@@ -28,6 +28,7 @@ import numpy as np
 from . import store as _store
 from ..data.cifar10 import missing_path_error
 from .store import BLOB_COLUMNS, SAMPLE_COLUMNS, Store, StoreError
+from ..errors import InputError, MergeConflict
 
 # Columns that hold wall-clock measurements, not results: never compared.
 TIMING_COLUMNS = ("seconds",)
@@ -35,8 +36,6 @@ COMPARED_COLUMNS = tuple(c for c in SAMPLE_COLUMNS if c not in TIMING_COLUMNS)
 _CHUNK = 500
 
 
-class MergeConflict(ValueError):
-    """Two stores hold different results under the same key (run id and sample index or artifact)."""
 
 
 def merge_stores(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> dict:
@@ -59,7 +58,7 @@ def merge_stores(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]) ->
 
     inputs = [str(p) for p in inputs]
     if not inputs:
-        raise ValueError("give at least one input store to merge")
+        raise InputError("give at least one input store to merge")
     out_path = check_output(out, inputs=inputs, kind="store")
     sources: list[Store] = []
     try:

@@ -52,6 +52,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from ..errors import InputError
 
 # Columns a metrics computation needs (the store keeps more).
 REQUIRED = ("label", "pred", "attacked", "success", "verified", "verified_q", "adv_label", "q_label",
@@ -119,7 +120,7 @@ def compute(records: Any) -> dict[str, Any]:
         return {"n": 0, "n_attacked": 0, "n_fooled": 0}
     missing = [k for k in REQUIRED if k not in c]
     if missing:
-        raise ValueError(f"records lack the columns {missing}")
+        raise InputError(f"records lack the columns {missing}")
     label = c["label"].astype(np.int64)
     pred = c["pred"].astype(np.int64)
     attacked = c["attacked"].astype(bool)

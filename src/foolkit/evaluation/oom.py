@@ -33,11 +33,9 @@ from typing import Any
 import torch
 
 from ..attacks.base import AttackResult
+from ..errors import OutOfMemory
 
 
-class OutOfMemory(torch.cuda.OutOfMemoryError, ValueError):
-    """Out of memory on a single image: nothing left to split. A ``ValueError`` too, so the
-    command line reports it as one line (exit code 2) like any other setting to change."""
 
 
 def is_oom(exc: BaseException) -> bool:

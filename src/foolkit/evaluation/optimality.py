@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .store import Store
+from ..errors import InputError
 
 #: norm key -> (record column, image-norm column for ρ̂ or None, label, ρ̂ label)
 NORMS: dict[str, tuple[str, str | None, str, str | None]] = {
@@ -138,7 +139,7 @@ def optimality(d_attack: np.ndarray, d_best: np.ndarray) -> float | None:
     """
     d_attack, d_best = np.asarray(d_attack, dtype=np.float64), np.asarray(d_best, dtype=np.float64)
     if d_attack.shape != d_best.shape:
-        raise ValueError(f"distances of different shapes: {d_attack.shape} and {d_best.shape}")
+        raise InputError(f"distances of different shapes: {d_attack.shape} and {d_best.shape}")
     finite = d_best[np.isfinite(d_best)]
     if not len(finite):
         return None

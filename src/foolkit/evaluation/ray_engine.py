@@ -13,12 +13,11 @@ from __future__ import annotations
 import contextlib
 import os
 from typing import Callable, Iterator
+from ..errors import InputError, RayMissing
 
 INSTALL_HINT = "the Ray engine needs Ray: pip install 'foolkit[ray]'"
 
 
-class RayMissing(ImportError, ValueError):
-    """Ray is not installed (a ValueError too, so the command line prints it as one line)."""
 
 
 def import_ray():
@@ -98,7 +97,7 @@ def run_on_ray(tasks: list, spec, out: str, *, address: str | None = None, num_c
     """
     ray = import_ray()
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        raise InputError(f"max_retries must be an integer >= 0, got {max_retries!r}")
     with contextlib.ExitStack() as stack:
         connected = False
         if not ray.is_initialized():

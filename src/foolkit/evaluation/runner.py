@@ -45,6 +45,7 @@ from . import store as _store
 from .run import Run, runs_in  # noqa: F401  (runs_in re-exported for old imports)
 from .shards import check_shard, in_shard, shard_indices
 from .verify import verify_result  # noqa: F401  (kept for old imports; batches use oom.verify_in_parts)
+from ..errors import InputError
 
 DEFAULT_BATCH_SIZE = 100
 
@@ -103,18 +104,18 @@ def _resolve_model(model: Any, checkpoint, device, normalization: str = "card") 
         model = resolve_model(model, checkpoint=checkpoint, device=device, normalization=normalization)
         checkpoint = None
     elif normalization != "card":
-        raise ValueError("normalization= applies to model names; pass it to resolve_model instead")
+        raise InputError("normalization= applies to model names; pass it to resolve_model instead")
     if isinstance(model, ResolvedModel):  # identity: card + weights, or the file's content hash
         if checkpoint is not None:
-            raise ValueError("checkpoint= applies to model names; pass it to resolve_model instead")
+            raise InputError("checkpoint= applies to model names; pass it to resolve_model instead")
         return model.module.to(device), model.store_spec, model.name
     if isinstance(model, nn.Module):
         if checkpoint is not None:
-            raise ValueError("checkpoint= applies to registered model names; load the weights into your module instead")
+            raise InputError("checkpoint= applies to registered model names; load the weights into your module instead")
         cls = type(model)
         return model.to(device), {"class": f"{cls.__module__}.{cls.__qualname__}",
                                   "state_dict": state_dict_sha256(model)}, cls.__name__
-    raise ValueError(f"model must be a registered name (see `foolkit models`), a .pt2 file, file.py:function or an nn.Module, got {type(model).__name__}")
+    raise InputError(f"model must be a registered name (see `foolkit models`), a .pt2 file, file.py:function or an nn.Module, got {type(model).__name__}")
 
 
 def _resolve_attack(attack: Any, attack_params: dict | None) -> Attack:
@@ -123,12 +124,12 @@ def _resolve_attack(attack: Any, attack_params: dict | None) -> Attack:
     if isinstance(attack, str):
         return registry.create(attack, **(attack_params or {}))
     if attack_params:
-        raise ValueError("attack_params= applies when the attack is given by name")
+        raise InputError("attack_params= applies when the attack is given by name")
     if isinstance(attack, type) and issubclass(attack, Attack):
         return attack()
     if isinstance(attack, Attack):
         return attack
-    raise ValueError(f"attack must be an Attack instance or a registered name, got {type(attack).__name__}")
+    raise InputError(f"attack must be an Attack instance or a registered name, got {type(attack).__name__}")
 
 
 def _resolve_data(data: Any) -> tuple[torch.Tensor, torch.Tensor | None, dict, tuple | None]:
@@ -139,7 +140,7 @@ def _resolve_data(data: Any) -> tuple[torch.Tensor, torch.Tensor | None, dict, t
         data = (data.get("name", "cifar10"), data.get("split", "test"), data.get("n"), data.get("root"))
     if isinstance(data, (tuple, list)) and data and isinstance(data[0], str):
         if len(data) > 4:
-            raise ValueError("data must be (name, split, n[, root])")
+            raise InputError("data must be (name, split, n[, root])")
         name, split, n, root = list(data) + ["cifar10", "test", None, None][len(data):]
         x, y = load(name, split, n=n, root=root)
         source = str(Path(root).resolve()) if root else (os.environ.get("FOOLKIT_DATA") or "bundled")
@@ -155,10 +156,10 @@ def _resolve_data(data: Any) -> tuple[torch.Tensor, torch.Tensor | None, dict, t
         try:
             y = None if y is None else torch.as_tensor(y)
         except (TypeError, ValueError, RuntimeError):
-            raise ValueError(f"labels y must be integer class indices [N], got {type(y).__name__}") from None
+            raise InputError(f"labels y must be integer class indices [N], got {type(y).__name__}") from None
         spec, classes = {"tensors": True}, None
     else:
-        raise ValueError("data must be (name, split, n[, root]), a dict with those keys, a tensor x or a pair (x, y)")
+        raise InputError("data must be (name, split, n[, root]), a dict with those keys, a tensor x or a pair (x, y)")
     validate_images(x)
     spec["sha256"] = tensor_sha256(x, y)
     spec["shape"] = list(x.shape)
@@ -187,7 +188,7 @@ def _fit_universal(attack, model, x, y=None) -> tuple[torch.Tensor, dict]:
     attack.fit(model, x, y)  # y: the thesis variant attacks only X's correctly classified images
     v = getattr(attack, "perturbation_", None)
     if not isinstance(v, torch.Tensor):
-        raise ValueError(f"{type(attack).__name__}.fit set no perturbation_ tensor")
+        raise InputError(f"{type(attack).__name__}.fit set no perturbation_ tensor")
     info = {k.rstrip("_"): _jsonable(getattr(attack, k)) for k in ("passes_", "fooling_rate_", "history_")
             if hasattr(attack, k)}
     info["seconds"] = time.perf_counter() - start
@@ -332,7 +333,7 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
         :class:`Run`. Raises ``ValueError`` (bad input), ``StoreError`` (unusable store file).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if device is None:  # the Python API takes the model's own device
         module = getattr(model, "module", model)
         device = next((p.device for p in module.parameters()), "cpu") if isinstance(module, nn.Module) else "cpu"
@@ -342,10 +343,10 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
     attack_precision(precision, device)  # a precision this device cannot autocast fails before any work
     shard = check_shard(shard)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        raise InputError(f"seed must be an integer >= 0, got {seed!r}")
     attack = _resolve_attack(attack, attack_params)
     if target is not None and not getattr(attack, "supports_target", True):  # before a fit or a store
-        raise ValueError(f"{type(attack).__name__} has no targeted mode; drop the target (--target)")
+        raise InputError(f"{type(attack).__name__} has no targeted mode; drop the target (--target)")
     # Everything is resolved and checked before the store is opened, so bad input leaves no
     # store file and no empty run behind.
     x, y, data_spec, classes = _resolve_data(data)
@@ -361,9 +362,9 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
     if universal:
         fit_size = max(1, n // 2) if fit_size is None else fit_size
         if isinstance(fit_size, bool) or not isinstance(fit_size, int) or not 1 <= fit_size <= n:
-            raise ValueError(f"fit_size must be an integer in [1, {n}], got {fit_size!r}")
+            raise InputError(f"fit_size must be an integer in [1, {n}], got {fit_size!r}")
     elif fit_size is not None:
-        raise ValueError("fit_size applies to universal perturbations only")
+        raise InputError("fit_size applies to universal perturbations only")
     st = store if isinstance(store, _store.Store) else _store.Store(":memory:" if store is None else store)
     owns = not isinstance(store, _store.Store) and store is not None
     try:

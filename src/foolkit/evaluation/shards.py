@@ -11,6 +11,7 @@ records of one unsharded run.
 from __future__ import annotations
 
 import re
+from ..errors import InputError
 
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
@@ -23,10 +24,10 @@ def check_shard(shard) -> tuple[int, int] | None:
         return parse_shard(shard)
     if (not isinstance(shard, (tuple, list)) or len(shard) != 2
             or any(isinstance(v, bool) or not isinstance(v, int) for v in shard)):
-        raise ValueError(f"shard must be a pair of integers (K, N) with 1 <= K <= N, got {shard!r}")
+        raise InputError(f"shard must be a pair of integers (K, N) with 1 <= K <= N, got {shard!r}")
     k, n = shard
     if n < 1 or not 1 <= k <= n:
-        raise ValueError(f"shard {k}/{n}: K must be in 1..N (shards are numbered from 1) and N >= 1")
+        raise InputError(f"shard {k}/{n}: K must be in 1..N (shards are numbered from 1) and N >= 1")
     return int(k), int(n)
 
 
@@ -34,7 +35,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     """``"K/N"`` -> ``(K, N)``, checked; a one-line ValueError otherwise."""
     m = _SHARD.fullmatch(str(text))
     if not m:
-        raise ValueError(f"--shard must be K/N with 1 <= K <= N (e.g. 2/4), got {text!r}")
+        raise InputError(f"--shard must be K/N with 1 <= K <= N (e.g. 2/4), got {text!r}")
     return check_shard((int(m.group(1)), int(m.group(2))))
 
 

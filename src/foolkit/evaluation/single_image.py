@@ -34,6 +34,8 @@ import torch
 from torch import nn
 
 from ..attacks.base import Attack, AttackResult, predict, validate_images
+from ..errors import InputError
+from ..runtime.model_state import eval_mode
 
 DEFAULT_IMAGE_MODEL = "imagenet/efficientnet-lite0"
 DEFAULT_CIFAR_MODEL = "cifar10/resnet20"
@@ -117,33 +119,33 @@ def resolve_image_model(model, *, checkpoint=None, mean=None, std=None, input_si
         named, classes = tuple(_class_names(classes, None)), None
     if size is not None:
         if input_size is not None:
-            raise ValueError("give size= or input_size=, not both")
+            raise InputError("give size= or input_size=, not both")
         input_size = (3, int(size), int(size))
     if isinstance(model, ResolvedModel):
         given = [k for k, v in (("checkpoint", checkpoint), ("mean", mean), ("std", std),
                                 ("input_size", input_size), ("classes", classes)) if v is not None]
         if given:
-            raise ValueError(f"{', '.join(given)} apply when the model is given by name; pass them to resolve_model")
+            raise InputError(f"{', '.join(given)} apply when the model is given by name; pass them to resolve_model")
         resolved = model
         resolved.module.to(device)
     elif isinstance(model, (str, nn.Module)):
         resolved = resolve_model(model, checkpoint=checkpoint, mean=mean, std=std, input_size=input_size,
                                  classes=classes, device=device)
     else:
-        raise ValueError(f"model must be a registered name, a model file, file.py:function or an nn.Module, "
+        raise InputError(f"model must be a registered name, a model file, file.py:function or an nn.Module, "
                          f"got {type(model).__name__}")
     if named is not None:
         if len(named) != resolved.num_classes:
-            raise ValueError(f"{resolved.name} outputs {resolved.num_classes} classes, not the {len(named)} "
+            raise InputError(f"{resolved.name} outputs {resolved.num_classes} classes, not the {len(named)} "
                              f"of the names given")
         resolved.classes = named
     elif resolved.classes is None and resolved.dataset in ("cifar10", "imagenet"):
         resolved.classes = tuple(_class_names(None, resolved.dataset))
     shape = resolved.input_size
     if shape is None:
-        raise ValueError(f"{resolved.name}: its input size is unknown; give it (--input-size 3,H,W, or size=)")
+        raise InputError(f"{resolved.name}: its input size is unknown; give it (--input-size 3,H,W, or size=)")
     if shape[0] != 3 or shape[1] != shape[2]:
-        raise ValueError(f"{resolved.name} takes {'x'.join(map(str, shape))} input; a photo is cropped to a square "
+        raise InputError(f"{resolved.name} takes {'x'.join(map(str, shape))} input; a photo is cropped to a square "
                          f"RGB image, 3xSxS")
     return resolved, int(shape[1])
 
@@ -155,20 +157,20 @@ def make_attack(attack, params: dict | None = None) -> Attack:
     params = dict(params or {})
     if isinstance(attack, Attack):
         if params:
-            raise ValueError(f"attack parameters {sorted(params)} given with an attack instance; "
+            raise InputError(f"attack parameters {sorted(params)} given with an attack instance; "
                              f"pass them to its constructor instead")
         return attack
     if isinstance(attack, type) and issubclass(attack, Attack):
         return attack(**params)
     if not isinstance(attack, str):
-        raise ValueError(f"attack must be a name, an Attack class or instance, got {type(attack).__name__}")
+        raise InputError(f"attack must be a name, an Attack class or instance, got {type(attack).__name__}")
     from ..attacks import registry
 
     cls = registry.get(attack)
     known = {p.name: p for p in registry.parameters(cls)}
     unknown = sorted(set(params) - set(known))
     if unknown:
-        raise ValueError(f"{attack} has no parameter {', '.join(unknown)} (its parameters: "
+        raise InputError(f"{attack} has no parameter {', '.join(unknown)} (its parameters: "
                          f"{', '.join(known) or 'none'})")
     params = {k: registry.convert(known[k], v) if isinstance(v, str) else v for k, v in params.items()}
     return cls(**params)
@@ -179,7 +181,7 @@ def resolve_target(target, classes=None, num_classes: int | None = None) -> int 
     if target is None:
         return None
     if isinstance(target, bool):
-        raise ValueError(f"target must be a class index or name, got {target!r}")
+        raise InputError(f"target must be a class index or name, got {target!r}")
     if isinstance(target, (int, np.integer)):
         k = int(target)
     else:
@@ -190,20 +192,20 @@ def resolve_target(target, classes=None, num_classes: int | None = None) -> int 
             k = None
         if k is None:
             if not classes:
-                raise ValueError(f"target {text!r} is not a class index, and this model has no class names")
+                raise InputError(f"target {text!r} is not a class index, and this model has no class names")
             low = text.lower()
             hits = [i for i, n in enumerate(classes) if str(n).lower() == low]
             if len(hits) > 1:
-                raise ValueError(f"target {text!r} names several classes ({', '.join(map(str, hits))}); "
+                raise InputError(f"target {text!r} names several classes ({', '.join(map(str, hits))}); "
                                  f"give the index instead")
             if not hits:
                 near = [f"{n} ({i})" for i, n in enumerate(classes) if low in str(n).lower()][:8]
                 hint = f"; did you mean: {', '.join(near)}" if near else "; give a class index or an exact name"
-                raise ValueError(f"unknown target class {text!r}{hint}")
+                raise InputError(f"unknown target class {text!r}{hint}")
             k = hits[0]
     limit = num_classes if num_classes is not None else (len(classes) if classes else None)
     if k < 0 or (limit is not None and k >= limit):
-        raise ValueError(f"target class {k} is out of range: the model has {limit} classes (0..{limit - 1})")
+        raise InputError(f"target class {k} is out of range: the model has {limit} classes (0..{limit - 1})")
     return k
 
 
@@ -215,16 +217,12 @@ def apply_perturbation(model: nn.Module, x: torch.Tensor, v: torch.Tensor, *, na
     x = validate_images(x)
     v = v.to(device=x.device, dtype=x.dtype)
     if tuple(v.shape[1:]) != tuple(x.shape[1:]):
-        raise ValueError(f"the perturbation has shape {tuple(v.shape[1:])} but the model's input is "
+        raise InputError(f"the perturbation has shape {tuple(v.shape[1:])} but the model's input is "
                          f"{tuple(x.shape[1:])}: it was fitted for another input size")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         x_adv = (x + v).clamp(0, 1)
         clean, p_clean = predict(model, x)
         adv, p_adv = predict(model, x_adv)
-    finally:
-        model.train(was_training)
     n = len(x)
     attacked = torch.ones(n, dtype=torch.bool, device=x.device)
     return AttackResult(

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+from ..errors import StoreError
 
 APPLICATION_ID = 0x466B5354  # "FkST" in the SQLite header
 SCHEMA_VERSION = "1"
@@ -65,8 +66,6 @@ _ARTIFACT_UPSERT = ("INSERT INTO artifacts (run_id, key, data) VALUES (?, ?, ?) 
                     "ON CONFLICT (run_id, key) DO UPDATE SET data = excluded.data")
 
 
-class StoreError(ValueError):
-    """The store file cannot be used: not SQLite, corrupt, locked, or not a foolkit store."""
 
 
 # --- blob codecs ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+from ..errors import InputError
 
 SPEC_KEYS = ("data", "models", "attacks", "batch_size", "seed", "shards", "fit_size")
 DATA_KEYS = ("dataset", "split", "n", "root", "npz")
@@ -141,22 +142,22 @@ def load_spec(spec: str | os.PathLike | dict, base: str | os.PathLike | None = N
         except FileNotFoundError:
             raise FileNotFoundError(f"no such sweep spec: {path}") from None
         except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: not valid TOML ({str(exc).splitlines()[0]})") from None
+            raise InputError(f"{path}: not valid TOML ({str(exc).splitlines()[0]})") from None
         except UnicodeDecodeError:  # a binary file (a pickle, an image) given as the spec
-            raise ValueError(f"{path}: not a TOML sweep spec (not UTF-8 text)") from None
+            raise InputError(f"{path}: not a TOML sweep spec (not UTF-8 text)") from None
         where, base = str(path), Path(base) if base else path.resolve().parent
     unknown = sorted(set(raw) - set(SPEC_KEYS))
     if unknown:
-        raise ValueError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(SPEC_KEYS)})")
+        raise InputError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(SPEC_KEYS)})")
     for key in ("data", "models", "attacks"):
         if key not in raw:
-            raise ValueError(f"{where}: missing key {key!r}")
+            raise InputError(f"{where}: missing key {key!r}")
     options = {}
     for key, low in (("batch_size", 1), ("seed", 0), ("shards", 1), ("fit_size", 1)):
         if key in raw:
             v = raw[key]
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"{where}: {key} must be an integer >= {low}, got {v!r}")
+                raise InputError(f"{where}: {key} must be an integer >= {low}, got {v!r}")
             options[key] = v
     return SweepSpec(data=_parse_data(raw["data"], where, base), models=_parse_models(raw["models"], where, base),
                      attacks=_parse_attacks(raw["attacks"], where), **options)
@@ -171,17 +172,17 @@ def _parse_data(data: Any, where: str, base: Path) -> dict:
     if isinstance(data, str):
         data = {"npz": data}
     if not isinstance(data, dict):
-        raise ValueError(f"{where}: data must be a table {{ dataset = ..., split = ..., n = ... }} or a .npz path")
+        raise InputError(f"{where}: data must be a table {{ dataset = ..., split = ..., n = ... }} or a .npz path")
     unknown = sorted(set(data) - set(DATA_KEYS))
     if unknown:
-        raise ValueError(f"{where}: unknown key data.{unknown[0]} (known: {', '.join(DATA_KEYS)})")
+        raise InputError(f"{where}: unknown key data.{unknown[0]} (known: {', '.join(DATA_KEYS)})")
     n = data.get("n")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ValueError(f"{where}: data.n must be an integer >= 1, got {n!r}")
+        raise InputError(f"{where}: data.n must be an integer >= 1, got {n!r}")
     if "npz" in data:
         extra = sorted(set(data) - {"npz", "n"})
         if extra:
-            raise ValueError(f"{where}: data.{extra[0]} does not go with data.npz")
+            raise InputError(f"{where}: data.{extra[0]} does not go with data.npz")
         npz = _abs(str(data["npz"]), base)
         if not os.path.isfile(npz):
             raise FileNotFoundError(f"{where}: data.npz: no such file: {npz}")
@@ -190,7 +191,7 @@ def _parse_data(data: Any, where: str, base: Path) -> dict:
            "root": _abs(str(data["root"]), base) if data.get("root") else None}
     for key in ("dataset", "split"):
         if not isinstance(out[key], str):
-            raise ValueError(f"{where}: data.{key} must be a string, got {out[key]!r}")
+            raise InputError(f"{where}: data.{key} must be a string, got {out[key]!r}")
     return out
 
 
@@ -200,13 +201,13 @@ def _parse_models(models: Any, where: str, base: Path) -> list[str]:
     if isinstance(models, str):
         models = [models]
     if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
-        raise ValueError(f"{where}: models must be a non-empty list of model names or files")
+        raise InputError(f"{where}: models must be a non-empty list of model names or files")
     out = []
     for m in models:
         try:
             kind = model_kind(m)  # a registered name, a .pt2 or file.py:function; the registry's message otherwise
         except ValueError as exc:
-            raise ValueError(f"{where}: models: {str(exc).splitlines()[0]}") from None
+            raise InputError(f"{where}: models: {str(exc).splitlines()[0]}") from None
         if kind != "registered":
             file, sep, func = m.rpartition(":") if kind == "factory" else (m, "", "")
             file = _abs(file, base)
@@ -223,39 +224,39 @@ def _parse_attacks(attacks: Any, where: str) -> list[tuple[str, dict]]:
     if isinstance(attacks, dict):
         attacks = [attacks]
     if not isinstance(attacks, list) or not attacks or not all(isinstance(a, dict) for a in attacks):
-        raise ValueError(f"{where}: attacks must be one or more [[attacks]] tables")
+        raise InputError(f"{where}: attacks must be one or more [[attacks]] tables")
     out = []
     for i, table in enumerate(attacks):
         at = f"{where}: attacks[{i}]"
         if "name" not in table:
-            raise ValueError(f"{at}: missing key 'name'")
+            raise InputError(f"{at}: missing key 'name'")
         name = str(table["name"]).lower()
         try:
             cls = registry.get(name)
         except ValueError as exc:
-            raise ValueError(f"{at}: {exc}") from None
+            raise InputError(f"{at}: {exc}") from None
         params = {p.name: p for p in registry.parameters(cls)}
         grid = {}
         for key, value in table.items():
             if key == "name":
                 continue
             if key not in params:
-                raise ValueError(f"{at}: {key!r} is not a parameter of {name} (its parameters: "
+                raise InputError(f"{at}: {key!r} is not a parameter of {name} (its parameters: "
                                  f"{', '.join(params) or 'none'})")
             values = value if isinstance(value, list) else [value]
             if not values:
-                raise ValueError(f"{at}: {key} is an empty list (a list is a grid axis: give at least one value)")
+                raise InputError(f"{at}: {key} is an empty list (a list is a grid axis: give at least one value)")
             try:  # the command line's conversion: "inf", "none", booleans, int/float by annotation
                 grid[key] = [registry.convert(params[key], str(v).lower() if isinstance(v, bool) else str(v))
                              for v in values]
             except ValueError as exc:
-                raise ValueError(f"{at}: {key}: {str(exc).split(': ', 1)[-1]}") from None
+                raise InputError(f"{at}: {key}: {str(exc).split(': ', 1)[-1]}") from None
         for point in itertools.product(*grid.values()):  # each grid point is a valid attack
             kwargs = dict(zip(grid, point))
             try:
                 cls(**kwargs)
             except (ValueError, TypeError) as exc:
-                raise ValueError(f"{at}: {name} with {kwargs}: {str(exc).splitlines()[0]}") from None
+                raise InputError(f"{at}: {name} with {kwargs}: {str(exc).splitlines()[0]}") from None
         out.append((name, grid))
     return out
 
@@ -377,16 +378,16 @@ def sweep(spec: str | os.PathLike | dict, out: str | os.PathLike, *, engine: str
     from .merge import merge_stores
 
     if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        raise InputError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if address is not None and engine != "ray":
-        raise ValueError("address= (--address) joins a Ray cluster: use it with engine='ray'")
+        raise InputError("address= (--address) joins a Ray cluster: use it with engine='ray'")
     if isinstance(cpus_per_task, bool) or not isinstance(cpus_per_task, int) or cpus_per_task < 1:
-        raise ValueError(f"cpus_per_task must be an integer >= 1, got {cpus_per_task!r}")
+        raise InputError(f"cpus_per_task must be an integer >= 1, got {cpus_per_task!r}")
     parse_device(device) if engine == "local" else None  # a Ray worker may have a GPU this driver lacks
     parsed = spec if isinstance(spec, SweepSpec) else load_spec(spec)
     if shards is not None:
         if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
-            raise ValueError(f"shards must be an integer >= 1, got {shards!r}")
+            raise InputError(f"shards must be an integer >= 1, got {shards!r}")
         parsed.shards = shards
     out = check_output_folder(out)
     n = count_images(parsed.data)  # bad data fails before any folder or task is made

@@ -10,6 +10,8 @@ import torch
 from torch import nn
 
 from ..attacks.base import predict, validate_images
+from ..errors import InputError
+from ..runtime.model_state import eval_mode
 
 
 def transfer_matrix(perturbations: dict[str, torch.Tensor], models: dict[str, nn.Module],
@@ -30,25 +32,21 @@ def transfer_matrix(perturbations: dict[str, torch.Tensor], models: dict[str, nn
     """
     x = validate_images(x)
     if set(perturbations) != set(models) or not models:
-        raise ValueError(f"perturbations and models must name the same, non-empty set of models; got "
+        raise InputError(f"perturbations and models must name the same, non-empty set of models; got "
                          f"{sorted(perturbations)} and {sorted(models)}")
     names = list(models)
     vs = {}
     for name, v in perturbations.items():
         v = torch.as_tensor(v)
         if v.shape[-3:] != x.shape[1:] or v.numel() != x[0].numel():
-            raise ValueError(f"perturbation {name!r} has shape {tuple(v.shape)}, images {tuple(x.shape[1:])}")
+            raise InputError(f"perturbation {name!r} has shape {tuple(v.shape)}, images {tuple(x.shape[1:])}")
         vs[name] = v.reshape(1, *x.shape[1:]).to(device=x.device, dtype=x.dtype)
     matrix = torch.zeros(len(names), len(names), dtype=torch.float64)
     for j, mname in enumerate(names):
         model = models[mname]
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             clean, _ = predict(model, x, batch_size)
             for i, pname in enumerate(names):
                 pred, _ = predict(model, (x + vs[pname]).clamp(0, 1), batch_size)
                 matrix[i, j] = (pred != clean).double().mean()
-        finally:
-            model.train(was_training)
     return names, matrix

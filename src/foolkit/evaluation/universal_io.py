@@ -27,16 +27,14 @@ from typing import Any
 
 import torch
 
-from ..data.cifar10 import DataError
 from ..runtime.files import atomic_path
 from ..data.safe_load import describe_load_error
+from ..errors import InputError, UniversalFileError
 
 FORMAT = "foolkit.universal"
 VERSION = 1
 
 
-class UniversalFileError(DataError):
-    """A universal perturbation file that is missing, unreadable or not in foolkit's format."""
 
 
 @dataclass
@@ -76,7 +74,7 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return value.item()
-    raise ValueError(f"card values must be plain Python types (str, int, float, bool, None, list, dict), "
+    raise InputError(f"card values must be plain Python types (str, int, float, bool, None, list, dict), "
                      f"got {type(value).__name__}")
 
 
@@ -127,9 +125,9 @@ def save_universal(path: str | os.PathLike, perturbation: torch.Tensor, *, model
     if v.ndim == 3:
         v = v.unsqueeze(0)
     if v.ndim != 4 or v.shape[0] != 1:
-        raise ValueError(f"perturbation must have shape [1,C,H,W] or [C,H,W], got {tuple(perturbation.shape)}")
+        raise InputError(f"perturbation must have shape [1,C,H,W] or [C,H,W], got {tuple(perturbation.shape)}")
     if not torch.isfinite(v).all():
-        raise ValueError("perturbation contains NaN or Inf values")
+        raise InputError("perturbation contains NaN or Inf values")
     check_within_radius(v, math.inf if _norm_text(norm) == "inf" else 2.0, xi, f"cannot save {path}")
     info = {"model": str(model), "norm": _norm_text(norm), "xi": float(xi),
             "input_size": int(v.shape[-1]), "shape": list(v.shape),

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..attacks.base import AttackResult, predict
+from ..runtime.model_state import eval_mode
 
 
 def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
@@ -25,12 +26,8 @@ def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def classify(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
     """Fresh forward pass in eval mode: ``(prediction [N], top softmax probability [N])``."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         pred, probs = predict(model, x, batch_size)
-    finally:
-        model.train(was_training)
     return pred, probs.gather(1, pred[:, None]).squeeze(1)
 
 

@@ -35,6 +35,7 @@ from ..runtime.files import write_text
 from . import EXPERIMENTS, MODELS, Experiment, thesis_name, thesis_xi
 from .specs import COMPACT_MODELS, IMAGENET_MODEL
 from .verdicts import derive, derive_pairs, sample_errors, transfer
+from ..errors import InputError
 
 DEFAULT_MODELS = (*(f"{thesis}:{name}" for thesis, name in COMPACT_MODELS.items()), IMAGENET_MODEL)
 PHOTOS_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "natural-images"
@@ -191,7 +192,7 @@ def parse_models(models: list[str] | None, checkpoints: list[str] | None = None)
     for item in checkpoints or []:
         name, sep, path = item.partition("=")
         if not sep or not path:
-            raise ValueError(f"--checkpoint takes NAME=PATH, got {item!r}")
+            raise InputError(f"--checkpoint takes NAME=PATH, got {item!r}")
         ckpt[name.strip()] = path.strip()
     columns, dedicated, imagenet, cifar, standins = {}, set(), None, [], []
     for item in models or list(DEFAULT_MODELS):
@@ -215,14 +216,14 @@ def parse_models(models: list[str] | None, checkpoints: list[str] | None = None)
             standins.append(choice)
     missing = set(ckpt) - {c.name for c in cifar} - ({imagenet.name} if imagenet else set())
     if missing:
-        raise ValueError(f"--checkpoint names {sorted(missing)}, which --models does not list")
+        raise InputError(f"--checkpoint names {sorted(missing)}, which --models does not list")
     fill = standins[0] if standins else None
     for t in MODELS:
         if t not in columns and fill is not None:
             columns[t] = fill
     for c in standins[1:]:
         if c not in columns.values():
-            raise ValueError(f"{c.name}: with several non-thesis models, say which column each plays "
+            raise InputError(f"{c.name}: with several non-thesis models, say which column each plays "
                              f"(e.g. MobileNetV2:{c.name})")
     return ModelMap(dict(sorted(columns.items(), key=lambda kv: list(MODELS).index(kv[0]))), dedicated,
                     imagenet, cifar)
@@ -710,13 +711,13 @@ def reproduce(out: str | Path, *, quick: bool = False, sizes: str | None = None,
 
     sizes = sizes or ("quick" if quick else "thesis")
     if sizes not in SIZES:
-        raise ValueError(f"unknown sizes {sizes!r}; choose one of {', '.join(SIZES)}")
+        raise InputError(f"unknown sizes {sizes!r}; choose one of {', '.join(SIZES)}")
     from ..runtime.machine import parse_device
     parse_device(device)  # "cuda" without CUDA: refused before <out> is created
     if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        raise InputError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if address is not None and engine != "ray":
-        raise ValueError("address= (--address) joins a Ray cluster: use it with engine='ray'")
+        raise InputError("address= (--address) joins a Ray cluster: use it with engine='ray'")
     if engine == "ray":
         from ..evaluation.ray_engine import import_ray
         import_ray()  # Ray missing: one line, before <out> is created
@@ -751,7 +752,7 @@ def reproduce(out: str | Path, *, quick: bool = False, sizes: str | None = None,
     try:
         previous = json.loads(results_path.read_text()) if results_path.is_file() else {}
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{results_path} is corrupt ({exc}); delete it: it is rebuilt from {out / 'runs.db'}") from exc
+        raise InputError(f"{results_path} is corrupt ({exc}); delete it: it is rebuilt from {out / 'runs.db'}") from exc
     if any(previous.get(k) != results[k] for k in ("mode", "columns")):
         previous = {}  # another mode or other models: do not mix their results in
     total = sum(task_cost(t) for p in plans.values() for t in p.tasks)
@@ -863,7 +864,7 @@ def select(only: list[str] | None) -> list[Experiment]:
     known = {e.id for e in EXPERIMENTS} | {r for e in EXPERIMENTS for r in e.thesis_refs}
     unknown = wanted - known
     if unknown:
-        raise ValueError(f"unknown experiment, table or figure {sorted(unknown)}; e.g. table-12.3, figure-12.2, "
+        raise InputError(f"unknown experiment, table or figure {sorted(unknown)}; e.g. table-12.3, figure-12.2, "
                          f"deepfool-l2")
     for e in list(chosen):  # universal-transfer needs universal-l2's perturbations
         if e.reuses and all(c.id != e.reuses for c in chosen):

@@ -22,6 +22,7 @@ import math
 from typing import Any
 
 from . import EXPERIMENTS, Experiment, load_thesis_numbers, thesis_name
+from ..errors import InputError
 
 Z = 2.0  # standard errors: two measurements differ when they are further apart than Z of them
 # Timing comparisons: relative tolerance. The same run timed at several eps on the 2-core machine
@@ -563,7 +564,7 @@ def _rank_outcomes(check: str, named, vals: dict, ses: dict, q: str) -> list[int
     if check == "order":
         seq = [m for m in named if m in vals]
         return [c(a, b) for i, a in enumerate(seq) for b in seq[i + 1:]]
-    raise ValueError(check)
+    raise InputError(check)
 
 
 def _compare_models(exp, claim, pts, results, dedicated, columns) -> dict:

@@ -19,13 +19,12 @@ from torch import nn
 
 from ..data.safe_load import describe_load_error
 from .wrappers import CIFAR10_MEAN, CIFAR10_STD, THESIS_CIFAR10_MEAN, THESIS_CIFAR10_STD, Normalized
+from ..errors import ModelError
 
 CARDS_DIR = Path(__file__).with_name("cards")
 CHECKPOINTS_DIR = Path(__file__).with_name("checkpoints")
 
 
-class ModelError(ValueError):
-    """Unknown model, or a checkpoint that is missing, corrupt or does not match."""
 
 
 @dataclass

@@ -31,6 +31,7 @@ from torch import nn
 from . import registry
 from .registry import ModelError, sha256_file
 from .wrappers import Normalized
+from ..errors import InputError
 
 PROBE_SIZE = (3, 32, 32)  # input of the one forward pass when the input size is unknown
 
@@ -100,9 +101,9 @@ def parse_floats(text: str | Sequence[float] | None, flag: str) -> tuple[float, 
     try:
         values = tuple(float(v) for v in (text.split(",") if isinstance(text, str) else text))
     except (TypeError, ValueError):
-        raise ValueError(f"{flag} must be numbers separated by commas such as 0.5,0.5,0.5, got {text!r}") from None
+        raise InputError(f"{flag} must be numbers separated by commas such as 0.5,0.5,0.5, got {text!r}") from None
     if not values or not all(v == v and abs(v) != float("inf") for v in values):
-        raise ValueError(f"{flag} must be finite numbers, got {text!r}")
+        raise InputError(f"{flag} must be finite numbers, got {text!r}")
     return values
 
 
@@ -113,11 +114,11 @@ def parse_input_size(text: str | Sequence[int] | None) -> tuple[int, int, int] |
     try:
         values = [int(v) for v in (text.replace("x", ",").split(",") if isinstance(text, str) else text)]
     except (TypeError, ValueError):
-        raise ValueError(f"--input-size must be C,H,W or H,W (integers), got {text!r}") from None
+        raise InputError(f"--input-size must be C,H,W or H,W (integers), got {text!r}") from None
     if len(values) == 2:
         values = [3] + values
     if len(values) != 3 or min(values) < 1:
-        raise ValueError(f"--input-size must be C,H,W or H,W with values >= 1, got {text!r}")
+        raise InputError(f"--input-size must be C,H,W or H,W with values >= 1, got {text!r}")
     return tuple(values)  # type: ignore[return-value]
 
 
@@ -339,42 +340,42 @@ def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None
     size = parse_input_size(input_size)
     names = read_classes(classes)
     if (mean is None) != (std is None):
-        raise ValueError("--mean and --std go together: give both, or neither")
+        raise InputError("--mean and --std go together: give both, or neither")
     if mean is not None:
         if len(mean) != len(std):
-            raise ValueError(f"--mean has {len(mean)} values, --std {len(std)}: give one per channel")
+            raise InputError(f"--mean has {len(mean)} values, --std {len(std)}: give one per channel")
         if min(std) <= 0:
-            raise ValueError(f"--std values must be > 0, got {','.join(f'{s:g}' for s in std)}")
+            raise InputError(f"--std values must be > 0, got {','.join(f'{s:g}' for s in std)}")
         if size is not None and len(mean) not in (1, size[0]):
-            raise ValueError(f"--mean/--std have {len(mean)} values for {size[0]}-channel input")
+            raise InputError(f"--mean/--std have {len(mean)} values for {size[0]}-channel input")
     dataset = None
     if isinstance(spec, nn.Module):
         if normalization != "card":
-            raise ValueError(f"normalization={normalization!r} applies to registered names, not to a module")
+            raise InputError(f"normalization={normalization!r} applies to registered names, not to a module")
         if checkpoint is not None:
-            raise ValueError("checkpoint= applies to registered names and factories; load the weights into your module")
+            raise InputError("checkpoint= applies to registered names and factories; load the weights into your module")
         kind, name, net = "module", type(spec).__name__, spec
         cls = type(spec)
         identity = _sha("module", f"{cls.__module__}.{cls.__qualname__}", state_dict_sha256(spec))
     elif not isinstance(spec, str):
-        raise ValueError(f"model must be a registered name, a .pt2 file, file.py:function or an nn.Module, "
+        raise InputError(f"model must be a registered name, a .pt2 file, file.py:function or an nn.Module, "
                          f"got {type(spec).__name__}")
     else:
         kind = model_kind(spec)
         name = spec if kind in ("registered", "hf") else Path(spec.rpartition(":")[0] if kind == "factory" else spec).name
         if normalization != "card" and kind != "registered":
-            raise ValueError(f"normalization={normalization!r} applies to registered names; {spec} is not one")
+            raise InputError(f"normalization={normalization!r} applies to registered names; {spec} is not one")
         if kind == "factory":
             name += ":" + spec.rpartition(":")[2]
         if kind == "registered":
             if mean is not None:
-                raise ValueError(f"{spec} normalises its input itself (its card's mean and std); drop --mean/--std")
+                raise InputError(f"{spec} normalises its input itself (its card's mean and std); drop --mean/--std")
             card = registry.card(spec)
             net = registry.load(spec, checkpoint=checkpoint, device=device, normalization=normalization)
             dataset = card.dataset
             card_size = (3, int(card.input_size), int(card.input_size))
             if size is not None and size != card_size and card.dataset == "cifar10":
-                raise ValueError(f"{spec} takes {'x'.join(map(str, card_size))} images, not --input-size "
+                raise InputError(f"{spec} takes {'x'.join(map(str, card_size))} images, not --input-size "
                                  f"{'x'.join(map(str, size))}")
             size = size or card_size
             store_spec = _registered_spec(spec, net, checkpoint)
@@ -389,7 +390,7 @@ def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None
                     names = None
         elif kind == "pt2":
             if checkpoint is not None:
-                raise ValueError(f"{spec} is a torch.export archive: it carries its weights (drop --checkpoint)")
+                raise InputError(f"{spec} is a torch.export archive: it carries its weights (drop --checkpoint)")
             from .pt2_safety import load_pt2
             ep = load_pt2(spec)
             identity = _sha("pt2", sha256_file(spec))
@@ -403,12 +404,12 @@ def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None
             exported = tuple(int(d) if isinstance(d, int) else None for d in shape[1:])
             if None not in exported:
                 if size is not None and size != exported:
-                    raise ValueError(f"{spec} was exported for {'x'.join(map(str, exported))} input, not "
+                    raise InputError(f"{spec} was exported for {'x'.join(map(str, exported))} input, not "
                                      f"--input-size {'x'.join(map(str, size))}")
                 size = exported  # type: ignore[assignment]
         elif kind == "hf":  # a transformers save_pretrained folder (models/huggingface.py)
             if checkpoint is not None:
-                raise ValueError(f"{spec} is a Hugging Face folder: it carries its weights (drop --checkpoint)")
+                raise InputError(f"{spec} is a Hugging Face folder: it carries its weights (drop --checkpoint)")
             from .huggingface import load_hf
             hf = load_hf(spec[len("hf:"):], device)
             net, identity = hf.module, _sha("hf", hf.identity)
@@ -468,7 +469,7 @@ def prepare_model(model: Any, checkpoint, device, shape: Sequence[int], dataset:
         model, checkpoint = resolve_model(model, checkpoint=checkpoint, device=device), None
     if isinstance(model, ResolvedModel):
         if checkpoint is not None:
-            raise ValueError("checkpoint= applies to model names; pass it to resolve_model instead")
+            raise InputError("checkpoint= applies to model names; pass it to resolve_model instead")
         if model.kind == "registered":
             registry.check_input(model.name, shape, dataset)
         else:

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from ..runtime.files import atomic_path, write_text
 from ..data.safe_load import describe_load_error
+from ..errors import InputError
 
 
 @dataclass
@@ -68,7 +69,7 @@ class TrainConfig:
             if optional and value is None:
                 return
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+                raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
         def number(name, value, low, high, low_open=False, high_open=False, optional=False):
             if optional and value is None:
@@ -76,7 +77,7 @@ class TrainConfig:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
             ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
             if not ok:
-                raise ValueError(f"{name} must lie in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}, "
+                raise InputError(f"{name} must lie in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}, "
                                  f"got {value!r}")
 
         integer("epochs", self.epochs, 1)
@@ -91,7 +92,7 @@ class TrainConfig:
         number("pct_start", self.pct_start, 0, 1, low_open=True, high_open=True)
         number("swa_lr", self.swa_lr, 0, math.inf, low_open=True, high_open=True, optional=True)
         if self.adversarial not in (None, "fgsm"):
-            raise ValueError(f"adversarial must be 'fgsm' or None (clean training), got {self.adversarial!r}")
+            raise InputError(f"adversarial must be 'fgsm' or None (clean training), got {self.adversarial!r}")
         number("alpha", self.alpha, 0, 1)
         number("eps", self.eps, 0, 1, low_open=True)
         number("ortho_beta", self.ortho_beta, 0, math.inf, high_open=True)
@@ -278,7 +279,7 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
 
     steps_per_epoch = math.ceil(len(xtr) / config.batch_size)
     if steps_per_epoch * config.epochs < 8:
-        raise ValueError(f"{steps_per_epoch * config.epochs} optimizer steps are too few for a OneCycle schedule; "
+        raise InputError(f"{steps_per_epoch * config.epochs} optimizer steps are too few for a OneCycle schedule; "
                          "use more epochs, more images or a smaller batch size")
     decay, no_decay = [], []
     for name, p in net.named_parameters():
@@ -304,13 +305,13 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
         try:
             state = torch.load(state_path, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise ValueError(f"cannot resume: {state_path} is corrupt ({describe_load_error(exc)}); "
+            raise InputError(f"cannot resume: {state_path} is corrupt ({describe_load_error(exc)}); "
                              f"delete it to start over") from None
         saved = {**RESUME_DEFAULTS, **state["config"]}
         checked = RESUME_CHECKED + (() if config.reschedule else ("epochs",))
         for key in checked:
             if saved.get(key) != getattr(config, key):
-                raise ValueError(
+                raise InputError(
                     f"cannot resume: {state_path} was trained with {key}={saved.get(key)!r}, "
                     f"now {key}={getattr(config, key)!r}; use another --out or the same settings")
         net.load_state_dict(state["model"])

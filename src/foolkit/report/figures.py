@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from ..errors import InputError
 
 SPARSE_FRACTION = 0.02  # at most this fraction of pixels changed: mark them
 SPARSE_PIXELS = 10  # ... or at most this many
@@ -190,9 +191,9 @@ def show(result, index: int = 0, classes=None, *, title: str | None = None, mark
     """
     n = len(result.x)
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-        raise ValueError(f"index must be an int, got {index!r}")
+        raise InputError(f"index must be an int, got {index!r}")
     if not -n <= index < n:
-        raise ValueError(f"index {index} is out of range for a result of {n} sample(s)")
+        raise InputError(f"index {index} is out of range for a result of {n} sample(s)")
     i = int(index) % n
     names = resolve_classes(classes)
     x, xa = result.x[i], result.x_adv[i]

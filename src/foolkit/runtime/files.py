@@ -21,6 +21,7 @@ import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
+from ..errors import InputError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 # Image files are recognised by content; these suffixes also let PIL try the file.
@@ -172,27 +173,27 @@ def check_writable(path: str | os.PathLike, *, create_folder: bool = False) -> N
     """
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{path} is a folder; give a file name")
+        raise InputError(f"{path} is a folder; give a file name")
     if path.is_symlink() and not path.exists():
         try:
             os.stat(path)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise ValueError(f"cannot write {path}: it is a symlink loop (too many levels of symbolic links)") from None
+                raise InputError(f"cannot write {path}: it is a symlink loop (too many levels of symbolic links)") from None
     parent = path.parent
     existing = next(above for above in (parent, *parent.parents) if above.exists() or above == above.parent)
     if existing.exists() and not existing.is_dir():
-        raise ValueError(f"cannot write {path}: {existing} is a file, not a folder")
+        raise InputError(f"cannot write {path}: {existing} is a file, not a folder")
     if existing != parent and not create_folder:
-        raise ValueError(f"cannot write {path}: folder {parent} does not exist")
+        raise InputError(f"cannot write {path}: folder {parent} does not exist")
     if not os.access(existing, os.W_OK):
-        raise ValueError(f"cannot write {path}: no write permission in {existing}")
+        raise InputError(f"cannot write {path}: no write permission in {existing}")
     # os.access trusts the mode bits (root passes everywhere); a pseudo file system such as
     # /proc still refuses new files. An unnamed temporary file finds out before the long job.
     try:
         tempfile.TemporaryFile(dir=existing).close()
     except OSError as exc:
-        raise ValueError(f"cannot write {path}: {existing} does not accept new files ({_reason(exc)})") from None
+        raise InputError(f"cannot write {path}: {existing} does not accept new files ({_reason(exc)})") from None
 
 
 def check_output(path: str | os.PathLike, *, inputs: Iterable = (), kind: str = "report", force: bool = False,
@@ -211,15 +212,15 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable = (), kind: str = 
     Raises ``ValueError`` (one line) naming the file and what it is.
     """
     if kind not in KINDS:
-        raise ValueError(f"unknown output kind {kind!r}")
+        raise InputError(f"unknown output kind {kind!r}")
     path = Path(path)
     for given in inputs:
         if given is not None and str(given) != ":memory:" and _same_file(path, Path(given)):
-            raise ValueError(f"the output {path} is also an input of this command; choose another name")
+            raise InputError(f"the output {path} is also an input of this command; choose another name")
     check_writable(path, create_folder=create_folder)
     if kind == "store":
         if path.exists() and path.stat().st_size > 0 and not is_sqlite(path):
-            raise ValueError(f"{path} is not an SQLite database (not a foolkit run store); refusing to touch it")
+            raise InputError(f"{path} is not an SQLite database (not a foolkit run store); refusing to touch it")
         return path
     if force or not path.exists():
         return path
@@ -236,7 +237,7 @@ def check_output(path: str | os.PathLike, *, inputs: Iterable = (), kind: str = 
     else:
         return path  # an earlier report or any other file the user names as output
     article = "an" if kind[0] in "aeiou" else "a"
-    raise ValueError(f"{path} exists and is {what}; refusing to replace it with {article} {kind} "
+    raise InputError(f"{path} exists and is {what}; refusing to replace it with {article} {kind} "
                      f"(choose another name, or --force to replace it)")
 
 
@@ -248,11 +249,11 @@ def check_output_folder(path: str | os.PathLike, *, inputs: Iterable = (), write
     ``inputs``. ``create_parents``: for a default path, create its missing parents."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise ValueError(f"--out {path} is a file; the output is a folder")
+        raise InputError(f"--out {path} is a file; the output is a folder")
     for name in writes:
         for given in inputs:
             if given is not None and _same_file(path / name, Path(given)):
-                raise ValueError(f"{given} is an input and would be overwritten by {path / name}; "
+                raise InputError(f"{given} is an input and would be overwritten by {path / name}; "
                                  f"choose another --out folder")
     if not path.exists():
         check_writable(path, create_folder=create_parents)

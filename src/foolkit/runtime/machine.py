@@ -5,6 +5,7 @@ import os
 import platform
 
 import torch
+from ..errors import InputError
 
 
 def cpu_name() -> str:
@@ -36,12 +37,12 @@ def parse_device(name: str | torch.device) -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+        raise InputError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r}: CUDA is not available on this machine or in this torch build")
+            raise InputError(f"device {name!r}: CUDA is not available on this machine or in this torch build")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise InputError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {name!r}: MPS is not available on this machine")
+        raise InputError(f"device {name!r}: MPS is not available on this machine")
     return device

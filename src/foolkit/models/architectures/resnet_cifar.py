@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 import torch.nn.functional as F
+from ...errors import InputError
 
 
 class BasicBlock(nn.Module):
@@ -35,7 +36,7 @@ class ResNetCifar(nn.Module):
     def __init__(self, depth: int = 20, num_classes: int = 10):
         super().__init__()
         if (depth - 2) % 6 != 0:
-            raise ValueError(f"ResNet-CIFAR depth must be 6n+2, got {depth}")
+            raise InputError(f"ResNet-CIFAR depth must be 6n+2, got {depth}")
         n = (depth - 2) // 6
         self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
