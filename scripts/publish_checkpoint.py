@@ -20,6 +20,7 @@ import foolkit as fk
 from foolkit.evaluation.clean import clean_accuracy
 from foolkit.runtime.machine import cpu_name
 from foolkit.models import registry
+from foolkit.runtime.hashing import sha256_file
 
 
 def main():
@@ -51,7 +52,7 @@ def main():
     card.update({
         "num_params": sum(p.numel() for p in model.parameters()),
         "checkpoint": file_name,
-        "sha256": registry.sha256_file(dest),
+        "sha256": sha256_file(dest),
         "test_accuracy": round(full.accuracy, 4),
         "test_accuracy_data": f"all {full.n} test images of {Path(args.data).name} (ImageFolder JPEG export of CIFAR-10)",
         "bundled_accuracy": round(bundled.accuracy, 4),

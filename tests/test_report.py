@@ -143,7 +143,7 @@ def test_grid_captions_state_the_scale_used(monkeypatch):
     from foolkit.report import plots
 
     figures = []
-    monkeypatch.setattr(plots, "_png", lambda fig: figures.append(fig) or b"")
+    monkeypatch.setattr(plots, "png_bytes", lambda fig: figures.append(fig) or b"")
     x = np.full((3, 8, 8), 0.5)
     big = np.zeros_like(x)
     big[0, 2, 2] = -0.8  # max |r| = 0.8 > 0.5: drawn shrunk by 0.625

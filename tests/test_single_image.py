@@ -202,6 +202,17 @@ def test_target_by_name_and_index(tmp_path, capsys, ckpt):
         assert f"target: {fk.data.class_names('cifar10')[int(expect.split()[1])]} ({expect})" in out
 
 
+def test_negative_target_without_a_class_count_is_a_one_line_error():
+    """A model of unknown class count: a negative index is refused with the same kind of error
+    (building the message once failed with a TypeError on the missing count)."""
+    from foolkit.errors import InputError
+    from foolkit.evaluation.single_image import resolve_target
+
+    with pytest.raises(InputError, match="out of range"):
+        resolve_target("-1")
+    assert resolve_target("3") == 3  # no count: any index >= 0 passes
+
+
 def test_universal_file_round_trip_and_errors(tmp_path):
     v = (torch.rand(1, 3, 32, 32) * 2 - 1) * 8 / 255
     path = save_universal(tmp_path / "v.pt", v, model="cifar10/resnet20", norm="inf", xi=8 / 255,

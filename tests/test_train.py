@@ -88,7 +88,7 @@ def test_swa_phase_writes_the_average_with_fresh_batchnorm_statistics(tmp_path):
 
 
 def test_cutout_cuts_one_clipped_square_per_image():
-    from foolkit.models.training import cutout
+    from foolkit.models.augmentation import cutout
     x = torch.rand(64, 3, 32, 32) * 0.4 + 0.5  # never 0.25, the fill below
     out = cutout(x, 16, torch.Generator().manual_seed(0), fill=0.25)
     assert out.shape == x.shape and not torch.equal(out, x) and (x >= 0.5).all()  # input untouched
@@ -112,7 +112,7 @@ def test_cutout_run_resumes_only_with_cutout(tmp_path):
 
 
 def test_adversarial_loss_is_the_thesis_combination():
-    from foolkit.models.training import adversarial_loss
+    from foolkit.models.objectives import adversarial_loss
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
     x, y = torch.rand(5, 3, 2, 2), torch.tensor([0, 1, 2, 0, 1])
@@ -130,7 +130,7 @@ def test_adversarial_loss_is_the_thesis_combination():
 
 
 def test_orthogonality_penalty_zero_only_for_orthogonal_weights():
-    from foolkit.models.training import orthogonality_penalty
+    from foolkit.models.objectives import orthogonality_penalty
     q, _ = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64))
     lin = torch.nn.Linear(6, 6)
     conv = torch.nn.Conv2d(2, 4, 3)  # [4, 18]: a wide matrix, orthonormal rows can score zero

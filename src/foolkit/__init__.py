@@ -20,7 +20,7 @@ from .evaluation.transfer import transfer_matrix  # noqa: E402
 
 __all__ += ["transfer_matrix"]
 from .report.figures import show  # noqa: E402
-from .evaluation.single_image import attack_image  # noqa: E402
+from .report.single_image import attack_image  # noqa: E402
 
 __all__ += ["show", "attack_image"]
 from . import analysis  # noqa: E402

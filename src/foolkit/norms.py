@@ -24,11 +24,13 @@ def check_p(p: float, *, allow_zero: bool = False) -> float:
     return p
 
 
-def parse_norm(value, *, allowed: tuple[float, ...] | None = None, name: str = "norm") -> float:
+def parse_norm(value: float | str, *, allowed: tuple[float, ...] | None = None, name: str = "norm") -> float:
     """A norm from user input: a number >= 1 or "inf"/"linf" (any case). ``allowed`` restricts it."""
-    p = math.inf if isinstance(value, str) and value.strip().lower() in ("inf", "linf", "infinity") else value
     try:
-        p = float(p)
+        if isinstance(value, str) and value.strip().lower() in ("inf", "linf", "infinity"):
+            p = math.inf
+        else:
+            p = float(value)
     except (TypeError, ValueError):
         raise InputError(f"{name} must be a number >= 1 or inf, got {value!r}") from None
     if allowed is not None:
@@ -57,7 +59,8 @@ def lp_norm(x: torch.Tensor, p: float) -> torch.Tensor:
     flat = x.flatten(1)
     if p == 0:
         return (flat != 0).sum(1).to(flat.dtype if flat.is_floating_point() else torch.float32)
-    return torch.linalg.vector_norm(flat, ord=p, dim=1)
+    norms: torch.Tensor = torch.linalg.vector_norm(flat, ord=p, dim=1)  # torch types it Any
+    return norms
 
 
 def pixels_changed(r: torch.Tensor) -> torch.Tensor:
@@ -69,7 +72,8 @@ def pixels_changed(r: torch.Tensor) -> torch.Tensor:
 def dual_norm(w: torch.Tensor, p: float) -> torch.Tensor:
     """Per-sample ``||w||_q`` with q the dual exponent of p. w: [N, ...] -> [N]."""
     q = dual_exponent(p)
-    return torch.linalg.vector_norm(_at_least_float32(w.flatten(1)), ord=q, dim=1)
+    norms: torch.Tensor = torch.linalg.vector_norm(_at_least_float32(w.flatten(1)), ord=q, dim=1)
+    return norms
 
 
 def _at_least_float32(t: torch.Tensor) -> torch.Tensor:

@@ -291,3 +291,22 @@ def test_symlink_loops_are_reported_as_loops(tmp_path):
     os.symlink("dog", tmp_path / "c" / "test" / "dog")
     with pytest.raises(DataError, match="symlink loop"):
         fk.data.load("cifar10", "test", root=tmp_path / "c")
+
+
+def test_one_image_suffix_list_and_every_suffix_is_read(tmp_path):
+    """IMAGE_SUFFIXES is defined once (runtime.files); every suffix in it is a format Pillow
+    writes and load_image reads, and an ImageFolder tree of any of them loads."""
+    import foolkit.data.cifar10 as cifar10
+    from foolkit.data import load_image
+    from foolkit.runtime.files import IMAGE_SUFFIXES
+
+    assert cifar10.IMAGE_SUFFIXES is IMAGE_SUFFIXES
+    assert {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"} <= set(IMAGE_SUFFIXES)
+    arr = np.random.RandomState(0).randint(0, 256, (32, 32, 3), dtype=np.uint8)
+    for suffix in IMAGE_SUFFIXES:
+        Image.fromarray(arr).save(tmp_path / f"x{suffix}")
+        assert load_image(tmp_path / f"x{suffix}").shape == (1, 3, 32, 32), suffix
+    write_folder(tmp_path / "gif", per_class=1, ext="gif")
+    x, y = fk.data.load("cifar10", "test", root=tmp_path / "gif")
+    assert x.shape == (10, 3, 32, 32) and sorted(y.tolist()) == list(range(10))
+

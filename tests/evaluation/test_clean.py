@@ -33,3 +33,18 @@ def test_eval_shows_progress_on_stderr_unless_quiet(capsys):
     assert cli.main(["eval", "cifar10/resnet20", "--n", "20", "--quiet"]) == 0
     captured = capsys.readouterr()
     assert "accuracy" in captured.out and captured.err == ""
+
+
+def test_clean_accuracy_restores_the_model_mode():
+    """clean_accuracy classifies in eval mode (dropout off) and gives back train mode after."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.9), torch.nn.Linear(3 * 4 * 4, 3))
+    model.train()
+    x, y = torch.rand(6, 3, 4, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    report = clean_accuracy(model, x, y, ("a", "b", "c"), batch_size=4)
+    assert model.training and all(m.training for m in model.modules())
+    # eval mode inside: dropout off, so the predictions are the deterministic eval-mode ones
+    with torch.no_grad():
+        expected = model.eval()(x).argmax(1)
+    want = torch.zeros(3, 3, dtype=torch.long)
+    want.index_put_((y, expected), torch.ones(6, dtype=torch.long), accumulate=True)
+    assert torch.equal(report.confusion, want)

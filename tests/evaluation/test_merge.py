@@ -10,8 +10,9 @@ import torch
 import foolkit as fk
 from conftest import make_affine, run_cli
 from foolkit.evaluation import Store, runs_in
-from foolkit.evaluation.merge import MergeConflict, merge_stores
-from foolkit.evaluation.store import encode_array
+from foolkit.errors import MergeConflict
+from foolkit.evaluation.merge import merge_stores
+from foolkit.evaluation.store_format import encode_array
 
 torch.set_num_threads(1)
 

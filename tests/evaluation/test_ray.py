@@ -12,7 +12,8 @@ psutil = pytest.importorskip("psutil")
 import foolkit as fk  # noqa: E402
 from foolkit.evaluation.ray_engine import local_init_kwargs, loopback_only  # noqa: E402
 from foolkit.evaluation.run import runs_in  # noqa: E402
-from foolkit.evaluation.sweep import load_spec, task_path  # noqa: E402
+from foolkit.evaluation.sweep import task_path  # noqa: E402
+from foolkit.evaluation.sweep_spec import load_spec  # noqa: E402
 
 
 

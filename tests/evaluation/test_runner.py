@@ -11,7 +11,7 @@ import foolkit as fk
 from conftest import make_affine
 from foolkit.attacks.base import Attack
 from foolkit.evaluation import Store, quantize_8bit, runs_in
-from foolkit.evaluation.runner import Run
+from foolkit.evaluation.run import Run
 
 torch.set_num_threads(1)
 
@@ -349,3 +349,20 @@ def test_models_are_checked_against_their_data(tmp_path):
             lambda m: nn.init.constant_(m.weight, float("nan")) if isinstance(m, nn.Linear) else None),
             "fgsm", torch.rand(2, 3, 32, 32), store)
     assert not store.exists()
+
+
+def test_run_config_is_the_identity_evaluate_hashes(model, data):
+    """identity.run_config + run_hash, called without attacking (as the reproduce planner does),
+    give the run id evaluate() stores."""
+    from foolkit.evaluation.identity import run_config, run_hash
+    from foolkit.runtime.hashing import state_dict_sha256, tensor_sha256
+
+    x, y = data[0][:4], data[1][:4]
+    attack = fk.attacks.DeepFool(norm=2)
+    run = fk.evaluate(model, attack, (x, y), batch_size=4)
+    cls = type(model)
+    model_spec = {"class": f"{cls.__module__}.{cls.__qualname__}", "state_dict": state_dict_sha256(model)}
+    data_spec = {"tensors": True, "sha256": tensor_sha256(x, y), "shape": list(x.shape)}
+    config = run_config(model_spec, attack, "deepfool", data_spec, seed=0, target=None, fit_size=None, batch_size=4)
+    assert run_hash(config) == run.run_id
+    assert run_hash(dict(config, batch_size=5)) != run.run_id

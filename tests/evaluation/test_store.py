@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from foolkit.evaluation import store as st
-from foolkit.evaluation.store import Store, StoreError
+from foolkit.evaluation import store_format as st
+from foolkit.errors import StoreError
+from foolkit.evaluation.store import Store
 
 
 def row(idx, **kw):
@@ -222,7 +223,7 @@ def test_read_only_folder_with_a_wal_file_falls_back_to_the_main_file(tmp_path, 
             raise sqlite3.OperationalError("unable to open database file")
         return real(database, *args, **kwargs)
 
-    monkeypatch.setattr(st.sqlite3, "connect", connect)
+    monkeypatch.setattr(sqlite3, "connect", connect)
     with Store(path, readonly=True) as s:
         assert len(s.samples("r1")) == 50
 
@@ -251,3 +252,11 @@ def test_corrupt_store_gets_no_wal_files_and_a_whole_one_line_message(tmp_path):
             Store(path, readonly=readonly)
     assert digest(path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.db"]
+
+
+def test_a_closed_store_is_a_one_line_store_error():
+    s = Store(":memory:")
+    s.close()
+    s.close()  # closing again is a no-op
+    with pytest.raises(StoreError, match="closed"):
+        s.runs()

@@ -9,7 +9,7 @@ import foolkit as fk
 from foolkit.cli import main
 from foolkit.evaluation import sweep as sweep_mod
 from foolkit.evaluation.run import runs_in
-from foolkit.evaluation.sweep import load_spec
+from foolkit.evaluation.sweep_spec import load_spec
 from conftest import assert_same_records
 
 MODEL = "cifar10/resnet20"

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from foolkit.experiments import EXPERIMENTS, get
-from foolkit.experiments.reproduce import (FIXED_SECONDS, QUICK_ONLY_IF_SELECTED, estimate_seconds, parse_models,
-                                           plan)
+from foolkit.experiments.plan import estimate_seconds
+from foolkit.experiments.model_map import parse_models
+from foolkit.experiments.plan import plan
+from foolkit.experiments.sizes import QUICK_ONLY_IF_SELECTED
 from foolkit.experiments.verdicts import check_claim
 
 STRONGER, PART4 = "table-12.3-stronger", "part-iv"
@@ -120,6 +122,37 @@ def test_quantization_claim_can_fail():
     assert check_claim(exp, claim, _part4_results(quant=same))["verdict"] == "inconclusive"
     for q in ("quant:ortho", "advtrain"):
         assert check_claim(exp, _claim(PART4, q), _part4_results(quant=worse))["verdict"] == "not checkable"
+
+
+def test_orthogonality_regularised_quantization_claim_can_fail():
+    """"Orthogonality-regularised quantization does not make networks more vulnerable": judged on
+    the regularised models' own full-precision vs 8/4-bit runs (``part4["ortho"]``)."""
+    exp, claim = get(PART4), _claim(PART4, "quant:ortho")
+
+    def with_ortho(four: dict, eight: dict | None = None) -> dict:
+        res = _part4_results()
+        quant = {"full": {"accuracy": 0.9, **_q(0.02, 0.5)}, "8": {"accuracy": 0.9, **(eight or _q(0.0201, 0.51))},
+                 "4": {"accuracy": 0.85, **four}}
+        res["experiments"][PART4]["part4"]["ortho"] = {"cifar10/resnet20_ortho": {
+            "beta": 1e-3, "base": "cifar10/resnet20", "n": 200, "quant": quant}}
+        return res
+
+    # 4-bit: a higher FGSM fooling rate and a smaller rho beyond the noise -> more vulnerable
+    assert check_claim(exp, claim, with_ortho(_q(0.01, 0.8)))["verdict"] == "does not hold"
+    # both bit widths less vulnerable beyond the noise -> holds
+    assert check_claim(exp, claim, with_ortho(_q(0.03, 0.2), _q(0.03, 0.2)))["verdict"] == "holds"
+    # everything within the noise -> inconclusive, not "holds"
+    assert check_claim(exp, claim, with_ortho(_q(0.0201, 0.51)))["verdict"] == "inconclusive"
+    failed = _part4_results()
+    failed["experiments"][PART4]["part4"]["ortho"] = {"cifar10/resnet20_ortho": {"error": "ModelError: gone"}}
+    assert check_claim(exp, claim, failed)["verdict"] == "not checkable"
+
+
+def test_the_shipped_orthogonality_regularised_model_is_found_by_its_card():
+    from foolkit.experiments.part4_ortho import ortho_models
+    found = ortho_models()
+    assert found["cifar10/resnet20_ortho"] == {"beta": 1e-3, "base": "cifar10/resnet20"}
+    assert "cifar10/resnet20" not in found and "cifar10/resnet20_advfgsm" not in found
 
 
 def _adv_point(fr: float, within: float | None, rho: float | None = None, n: int = 200) -> dict:

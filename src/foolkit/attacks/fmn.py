@@ -33,12 +33,16 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
+from torch import nn
 
 from .. import norms as _norms
-from .base import Attack, Counter, check_nonnegative, check_positive_int, input_gradient, wide_logits
 from ..errors import InputError
+from .base import Attack, input_gradient, wide_logits
+from .checks import check_nonnegative, check_positive_int
+from .queries import Counter
 
 
 def margin(logits: torch.Tensor, label: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
@@ -73,7 +77,7 @@ class FMN(Attack):
     name = "fmn"
 
     def __init__(self, *, norm: float | str = 2, steps: int = 100, alpha_init: float = 1.0,
-                 alpha_final: float | None = None, gamma_init: float = 0.05, gamma_final: float = 0.001):
+                 alpha_final: float | None = None, gamma_init: float = 0.05, gamma_final: float = 0.001) -> None:
         self.norm = _norms.parse_norm(norm, allowed=(1.0, 2.0, math.inf))
         self.steps = check_positive_int("steps", steps)
         self.alpha_init = check_nonnegative("alpha_init", alpha_init, strict=True)
@@ -85,7 +89,8 @@ class FMN(Attack):
         if self.gamma_final > self.gamma_init:
             raise InputError(f"gamma_final must lie in [0, gamma_init = {self.gamma_init:g}], got {gamma_final!r}")
 
-    def _run(self, model, x0, label, target, counter: Counter, index):
+    def _run(self, model: nn.Module, x0: torch.Tensor, label: torch.Tensor, target: torch.Tensor | None,
+             counter: Counter, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         p = self.norm
         n = len(x0)
         alpha_final = self.alpha_init / 100 if self.alpha_final is None else self.alpha_final
@@ -97,7 +102,7 @@ class FMN(Attack):
         found = torch.zeros(n, dtype=torch.bool, device=x0.device)
         delta = torch.zeros_like(x0)
 
-        def objective(logits):
+        def objective(logits: torch.Tensor) -> torch.Tensor:
             return margin(wide_logits(logits), label, target)
 
         for i in range(self.steps):
@@ -106,7 +111,7 @@ class FMN(Attack):
             gamma = self.gamma_final + (self.gamma_init - self.gamma_final) * cosine
 
             x_adv = x0 + delta
-            logits, grad = input_gradient(model, x_adv, objective, counter)
+            logits, grad = input_gradient(model, x_adv, objective)
             loss = objective(logits)
             pred = logits.argmax(1)
             adv = pred != label if target is None else pred == target

@@ -31,12 +31,17 @@ Example:
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.optimize
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from .base import Attack, Counter, check_nonnegative, check_positive_int, wide_logits
+from .base import Attack, wide_logits
+from .checks import check_nonnegative, check_positive_int
+from .queries import Counter
 
 
 class LBFGS(Attack):
@@ -55,7 +60,7 @@ class LBFGS(Attack):
     name = "lbfgs"
 
     def __init__(self, *, initial_const: float = 1.0, search_steps: int = 12, max_iter: int = 100,
-                 search_tolerance: float = 0.01):
+                 search_tolerance: float = 0.01) -> None:
         self.initial_const = check_nonnegative("initial_const", initial_const, strict=True)
         self.search_steps = check_positive_int("search_steps", search_steps)
         self.max_iter = check_positive_int("max_iter", max_iter)
@@ -65,22 +70,24 @@ class LBFGS(Attack):
     #: of this length (1.7 GB here), so large images are solved a few at a time.
     max_variables = 2 ** 23
 
-    def _solve(self, model, x0, const, wanted, targeted, x_start, counter):
+    def _solve(self, model: nn.Module, x0: torch.Tensor, const: torch.Tensor, wanted: torch.Tensor, targeted: bool,
+               x_start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """L-BFGS-B solves for the rows of x0, as few joint solves as memory allows; returns the
         minimisers and the number of function evaluations per row ``[n]``."""
         per = max(1, self.max_variables // x0[0].numel())
         parts = [self._solve_joint(model, x0[i:i + per], const[i:i + per], wanted[i:i + per], targeted,
-                                   x_start[i:i + per], counter) for i in range(0, len(x0), per)]
+                                   x_start[i:i + per]) for i in range(0, len(x0), per)]
         evaluations = torch.cat([torch.full((len(x),), e, dtype=torch.long, device=x0.device) for x, e in parts])
         return torch.cat([x for x, _ in parts]), evaluations
 
-    def _solve_joint(self, model, x0, const, wanted, targeted, x_start, counter):
+    def _solve_joint(self, model: nn.Module, x0: torch.Tensor, const: torch.Tensor, wanted: torch.Tensor,
+                     targeted: bool, x_start: torch.Tensor) -> tuple[torch.Tensor, int]:
         """One L-BFGS-B solve for all rows of x0 at once; returns the minimiser and #evaluations."""
         shape, dtype, device = x0.shape, x0.dtype, x0.device
         const_t = const.to(dtype).view(-1, 1, 1, 1)
         evaluations = 0
 
-        def objective(flat: np.ndarray):
+        def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
             nonlocal evaluations
             evaluations += 1
             z = torch.from_numpy(flat).to(device=device, dtype=dtype).view(shape).requires_grad_(True)
@@ -94,8 +101,6 @@ class LBFGS(Attack):
                 dist = (z - x0).flatten(1).pow(2).sum(1)
                 total = (const_t.flatten() * dist + loss).sum()
                 (grad,) = torch.autograd.grad(total, z)
-            counter.forward += len(z)
-            counter.gradient += len(z)
             return float(total.detach()), grad.detach().double().cpu().numpy().ravel()
 
         start = x_start.detach().double().cpu().numpy().ravel()
@@ -105,10 +110,11 @@ class LBFGS(Attack):
         x_opt = torch.from_numpy(solution.x).to(device=device, dtype=dtype).view(shape)
         return x_opt, evaluations
 
-    def _run(self, model, x0, label, target, counter: Counter, index):
+    def _run(self, model: nn.Module, x0: torch.Tensor, label: torch.Tensor, target: torch.Tensor | None,
+             counter: Counter, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         n, device = len(x0), x0.device
         targeted = target is not None
-        wanted = target if targeted else label
+        wanted = label if target is None else target
         const = torch.full((n,), self.initial_const, dtype=torch.float64, device=device)
         c_low = torch.zeros(n, dtype=torch.float64, device=device)  # largest c known to succeed
         c_high = torch.full((n,), float("inf"), dtype=torch.float64, device=device)  # smallest c known to fail
@@ -119,13 +125,11 @@ class LBFGS(Attack):
         for _ in range(self.search_steps):
             if len(active) == 0:
                 break
-            x_opt, evals = self._solve(model, x0[active], const[active], wanted[active], targeted,
-                                       x0[active], counter)
+            x_opt, evals = self._solve(model, x0[active], const[active], wanted[active], targeted, x0[active])
             iterations[active] += evals
             with torch.no_grad():
                 pred = model(x_opt).argmax(1)
-            counter.forward += len(active)
-            ok = pred == target[active] if targeted else pred != label[active]
+            ok = pred == wanted[active] if targeted else pred != label[active]
             norm = (x_opt - x0[active]).flatten(1).norm(dim=1).double()
             improve = ok & (norm < best_norm[active])
             best[active[improve]] = x_opt[improve]

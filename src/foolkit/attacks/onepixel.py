@@ -48,11 +48,16 @@ candidates; its random streams are torch's, not numpy's):
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import torch
+from torch import nn
 
 from . import _de
-from .base import Attack, Counter, check_positive_int, check_variant, wide_logits
 from ..errors import InputError
+from .base import Attack, wide_logits
+from .checks import check_positive_int, check_variant
+from .queries import Counter
 
 
 class OnePixel(Attack):
@@ -113,11 +118,12 @@ class OnePixel(Attack):
         self.stop_on_success = stop_on_success
         self.variant = check_variant(variant)
 
-    def _check_call(self, x):
+    def _check_call(self, x: torch.Tensor) -> None:
         if x.shape[2] * x.shape[3] < self.pixels:
             raise InputError(f"images of {x.shape[2]}x{x.shape[3]} pixels have fewer than pixels={self.pixels}")
 
-    def _run(self, model, x0, label, target, counter: Counter, index):
+    def _run(self, model: nn.Module, x0: torch.Tensor, label: torch.Tensor, target: torch.Tensor | None,
+             counter: Counter, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         n, c, h, w = x0.shape
         device = x0.device
         per = 2 + c  # row, col, one value per channel
@@ -133,17 +139,19 @@ class OnePixel(Attack):
         upper = (torch.ones(dim, dtype=torch.float64, device=device) if thesis else
                  torch.tensor(([h - 1e-6, w - 1e-6] + [255.0] * c) * self.pixels, dtype=torch.float64, device=device))
 
-        def forward(imgs):
+        def forward(imgs: torch.Tensor) -> torch.Tensor:
             nonlocal nhwc
             with torch.no_grad():
                 if nhwc:
                     try:
-                        return model(imgs.contiguous(memory_format=torch.channels_last))
+                        out: torch.Tensor = model(imgs.contiguous(memory_format=torch.channels_last))
+                        return out
                     except RuntimeError:  # e.g. a model that flattens with .view() needs NCHW-contiguous input
                         nhwc = False
-                return model(imgs)
+                out = model(imgs)
+                return out
 
-        def query(genes, owner, xs, want):
+        def query(genes: torch.Tensor, owner: torch.Tensor, xs: torch.Tensor, want: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             """Probability of ``want`` and the fooled flag of candidates ``genes [M, d, per]``."""
             out, hit = [], []
             for s in range(0, len(genes), chunk):
@@ -153,12 +161,12 @@ class OnePixel(Attack):
                 out.append(prob.gather(1, wanted_now[:, None]).squeeze(1))
                 # fooled: the label lost (untargeted) or the target won (targeted)
                 hit.append((prob.argmax(1) != wanted_now) if target is None else (prob.argmax(1) == wanted_now))
-                counter.forward += len(imgs)
             if not out:
                 return torch.empty(0, device=device), torch.empty(0, dtype=torch.bool, device=device)
             return torch.cat(out), torch.cat(hit)
 
-        def fitness(cand, problems, xs, want, memo):
+        def fitness(cand: torch.Tensor, problems: torch.Tensor, xs: torch.Tensor, want: torch.Tensor,
+                    memo: _Memo | None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
             b, p, _ = cand.shape
             genes = cand.reshape(b * p, self.pixels, per)
             owner = problems.repeat_interleave(p)
@@ -212,10 +220,12 @@ class _Memo:
     (image, pixel 1, ..., pixel d) is ranked one pixel at a time with 1-D ``torch.unique``
     (sorting rows of a 2-D key is ~70x slower)."""
 
-    def __init__(self, h: int, w: int, c: int):
+    def __init__(self, h: int, w: int, c: int) -> None:
         self.h, self.w, self.c = h, w, c
         self.span = h * w * 256 ** c  # distinct values of one pixel's key
-        self.owner = self.keys = self.prob = self.hit = None
+        # filled on the first lookup, on the candidates' device
+        self.owner = self.keys = self.prob = self.hit = torch.empty(0)
+        self._started = False
 
     @classmethod
     def create(cls, h: int, w: int, c: int, most: int) -> "_Memo | None":
@@ -230,11 +240,13 @@ class _Memo:
             key = key * 256 + v
         return key
 
-    def lookup(self, genes: torch.Tensor, owner: torch.Tensor, query):
+    def lookup(self, genes: torch.Tensor, owner: torch.Tensor,
+               query: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Probabilities and fooled flags ``([M], [M])`` of ``genes [M, d, 2+C]`` for images
         ``owner [M]``; ``query(genes [m, d, 2+C], owner [m])`` evaluates the m new ones."""
         keys = self._pixel_keys(genes)
-        if self.owner is None:
+        if not self._started:
+            self._started = True
             self.owner = owner[:0]
             self.keys = keys[:0]
             self.prob = torch.empty(0, device=genes.device)
@@ -251,7 +263,7 @@ class _Memo:
         # the first child proposing each unseen candidate is evaluated, in the children's order
         first = torch.full((n_ids,), len(mine), dtype=torch.long, device=ids.device)
         first.scatter_reduce_(0, mine, torch.arange(len(mine), device=ids.device), "amin")
-        pos = first[mine[~seen[mine]].unique()].sort().values
+        pos = first[torch.unique(mine[~seen[mine]])].sort().values
         prob, hit = query(genes[pos], owner[pos])
         table_prob = torch.empty(n_ids, dtype=prob.dtype, device=ids.device)
         table_hit = torch.zeros(n_ids, dtype=torch.bool, device=ids.device)

@@ -55,7 +55,7 @@ def autocast_supported(precision: str, device_type: str) -> bool:
         return device_type in ("cpu", "cuda")
 
 
-def attack_precision(precision: Any, device: torch.device | str):
+def attack_precision(precision: Any, device: torch.device | str) -> contextlib.AbstractContextManager[Any]:
     """Context for the attack's own model calls: autocast at ``precision`` on ``device``'s type,
     nothing for float32. Refuses a precision this device cannot autocast (one line)."""
     name = check_precision(precision)
@@ -69,7 +69,7 @@ def attack_precision(precision: Any, device: torch.device | str):
     return torch.autocast(device_type, dtype=dtype)
 
 
-def full_precision(device: torch.device | str):
+def full_precision(device: torch.device | str) -> contextlib.AbstractContextManager[Any]:
     """Context with autocast off on ``device``'s type: verification in the model's own dtype,
     even inside a caller's (or an outer attack's) autocast."""
     device_type = torch.device(device).type

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import math
 from typing import Any
+
 from ..errors import InputError
+from ..norms import parse_norm
+from .base import Attack
 
 # name -> (module, class). Order is the order of ``foolkit attacks``.
 ATTACKS: dict[str, tuple[str, str]] = {
@@ -31,7 +33,7 @@ ATTACKS: dict[str, tuple[str, str]] = {
 }
 
 
-def _resolve(name: str):
+def _resolve(name: str) -> type[Attack]:
     """The class for ``name``, or raise ``LookupError`` (missing) / the import's own error."""
     module_name, class_name = ATTACKS[name]
     try:
@@ -41,14 +43,14 @@ def _resolve(name: str):
             raise LookupError(f"{module_name} does not exist yet") from None
         raise
     cls = getattr(module, class_name, None)
-    if cls is None:
-        raise LookupError(f"{module_name} has no class {class_name}")
+    if not (isinstance(cls, type) and issubclass(cls, Attack)):
+        raise LookupError(f"{module_name} has no attack class {class_name}")
     return cls
 
 
-def status() -> dict[str, tuple[type | None, str]]:
+def status() -> dict[str, tuple[type[Attack] | None, str]]:
     """Every known name -> ``(class or None, reason it is unavailable or "")``."""
-    out = {}
+    out: dict[str, tuple[type[Attack] | None, str]] = {}
     for name in ATTACKS:
         try:
             out[name] = (_resolve(name), "")
@@ -59,7 +61,7 @@ def status() -> dict[str, tuple[type | None, str]]:
     return out
 
 
-def available() -> dict[str, type]:
+def available() -> dict[str, type[Attack]]:
     """Names whose class can be imported -> the class."""
     return {name: cls for name, (cls, _) in status().items() if cls is not None}
 
@@ -69,7 +71,7 @@ def list_attacks() -> list[str]:
     return list(available())
 
 
-def get(name: str) -> type:
+def get(name: str) -> type[Attack]:
     """The attack class registered as ``name`` (case-insensitive); ``ValueError`` if unknown."""
     key = str(name).lower()
     if key not in ATTACKS:
@@ -92,8 +94,8 @@ def name_of(attack: Any) -> str:
 
 def parameters(name_or_class: Any) -> list[inspect.Parameter]:
     """The keyword-only parameters of the attack's ``__init__`` (with defaults and annotations)."""
-    cls = get(name_or_class) if isinstance(name_or_class, str) else name_or_class
-    sig = inspect.signature(cls.__init__)
+    cls: type = get(name_or_class) if isinstance(name_or_class, str) else name_or_class
+    sig = inspect.signature(cls)  # the class's signature is its __init__'s without self
     return [p for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
 
@@ -104,15 +106,43 @@ def summary(name_or_class: Any) -> str:
     return doc.splitlines()[0].strip() if doc else cls.__name__
 
 
-def create(name: str, **params: Any):
-    """Instantiate ``name`` with keyword parameters; unknown parameters raise ``ValueError``."""
-    cls = get(name)
-    known = {p.name for p in parameters(cls)}
-    unknown = sorted(set(params) - known)
+def create(attack: str | type[Attack] | Attack, /, **params: Any) -> Attack:
+    """The one attack factory: an attack from a registry name (case-insensitive), an attack
+    class or an instance (then no ``params``).
+
+    ``params`` are the keyword parameters of the class; one it does not take raises
+    ``InputError`` naming the class's parameters. Values are passed as given: convert
+    command-line text first with :func:`convert_params`.
+    """
+    if isinstance(attack, type) and issubclass(attack, Attack):
+        cls = attack
+    elif isinstance(attack, str):
+        cls = get(attack)
+    elif isinstance(attack, Attack):
+        if params:
+            raise InputError(f"attack parameters {sorted(params)} given with an attack instance; "
+                             f"pass them to its constructor instead")
+        return attack
+    else:
+        raise InputError(f"attack must be a name, an Attack class or instance, got {type(attack).__name__}")
+    known = [p.name for p in parameters(cls)]
+    unknown = sorted(set(params) - set(known))
     if unknown:
-        raise InputError(f"{name} has no parameter {', '.join(unknown)}; its parameters: "
-                         f"{', '.join(sorted(known)) or 'none'}")
+        raise InputError(f"{attack if isinstance(attack, str) else cls.__name__} has no parameter "
+                         f"{', '.join(unknown)} (its parameters: {', '.join(known) or 'none'})")
     return cls(**params)
+
+
+def convert_params(attack: str | type[Attack] | Attack, params: dict[str, Any] | None) -> dict[str, Any]:
+    """``params`` with each text value converted by :func:`convert` for the attack's parameter of
+    that name (``"inf"`` -> ``math.inf``, ``"10"`` -> ``10``); other values, and names the attack
+    does not take (:func:`create` refuses them), are kept as they are. ``attack``: a name or class
+    (an instance takes no parameters: ``params`` come back unchanged)."""
+    params = dict(params or {})
+    if not isinstance(attack, (str, type)):
+        return params
+    known = {p.name: p for p in parameters(attack)}
+    return {k: convert(known[k], v) if isinstance(v, str) and k in known else v for k, v in params.items()}
 
 
 # --- text -> value, for command-line flags ------------------------------------------------
@@ -121,12 +151,11 @@ _FALSE = {"0", "false", "no", "off", "n", "f"}
 
 
 def _parse_float(text: str) -> float:
-    t = text.strip().lower()
-    if t in ("inf", "+inf", "infinity", "linf"):
-        return math.inf
-    if t in ("-inf", "-infinity"):
-        return -math.inf
-    return float(t)
+    # float() reads inf, +inf, infinity, -inf; "linf" is a norm's name: norms.parse_norm reads it
+    try:
+        return float(text)
+    except ValueError:
+        return parse_norm(text)  # anything else: an InputError, a ValueError to convert()
 
 
 def convert(param: inspect.Parameter, text: str) -> Any:

@@ -50,13 +50,15 @@ import math
 from typing import Any
 
 import torch
+from torch import nn
 
-from .base import (Attack, Counter, check_nonnegative, check_positive_int, check_variant, input_gradient,
-                   wide_logits)
-from .deepfool import DeepFool
-from .precision import full_precision
-from .sparsefool_thesis import run_sparsefool_thesis
 from ..errors import InputError
+from .base import Attack, input_gradient, wide_logits
+from .checks import check_nonnegative, check_positive_int, check_variant
+from .deepfool import deepfool
+from .precision import full_precision
+from .queries import Counter
+from .sparsefool_thesis import run_sparsefool_thesis
 
 _BETA = 1e-3
 #: Steps in a row that exhaust the box without reaching the plane or lowering the margin.
@@ -147,7 +149,7 @@ class SparseFool(Attack):
 
     def __init__(self, *, lambda_: float = 3.0, max_iter: int | float = 20, overshoot: float = 0.02,
                  delta: float = 255, deepfool_max_iter: int = 50, candidates: int = 10,
-                 variant: str = "foolkit"):
+                 variant: str = "foolkit") -> None:
         self.lambda_ = check_nonnegative("lambda_", lambda_)
         if not math.isfinite(self.lambda_) or self.lambda_ < 1:
             raise InputError(f"lambda_ must be a finite number >= 1, got {lambda_!r}")
@@ -158,12 +160,12 @@ class SparseFool(Attack):
         self.candidates = check_positive_int("candidates", candidates, minimum=2)
         self.variant = check_variant(variant)
 
-    def _run(self, model, x0, label, target, counter: Counter, index):
+    def _run(self, model: nn.Module, x0: torch.Tensor, label: torch.Tensor, target: torch.Tensor | None,
+             counter: Counter, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         if self.variant == "thesis":
             x_adv, loops = run_sparsefool_thesis(
                 model, x0, label, lambda_=self.lambda_, max_iter=self.max_iter, epsilon=self.overshoot,
-                delta=self.delta, deepfool_max_iter=self.deepfool_max_iter, candidates=self.candidates,
-                counter=counter)
+                delta=self.delta, deepfool_max_iter=self.deepfool_max_iter, candidates=self.candidates)
             return x_adv, loops, {}
         n = len(x0)
         device = x0.device
@@ -171,8 +173,6 @@ class SparseFool(Attack):
         lb = (x0 - radius).clamp_min(0)
         ub = (x0 + radius).clamp_max(1)
         scale = 1.0 + self.overshoot
-        inner = DeepFool(norm=2, overshoot=self.overshoot, max_iter=self.deepfool_max_iter,
-                         candidates=self.candidates, clip=False)
         x_i = x0.clone()
         x_adv = x0.clone()
         iterations = torch.zeros(n, dtype=torch.long, device=device)
@@ -184,18 +184,17 @@ class SparseFool(Attack):
                 break
             xa, lab = x_i[active], label[active]
             # boundary point and normal from L2 DeepFool, started at the current iterate
-            x_df, _, _ = inner._run(model, xa, lab, None, counter, index[active])
+            x_df, _ = deepfool(model, xa, lab, norm=2, overshoot=self.overshoot, max_iter=self.deepfool_max_iter,
+                               candidates=self.candidates, clip=False)
             r = (x_df - xa) / scale
             with torch.no_grad():
                 logits = wide_logits(model(x_df))
-            counter.forward += len(active)
             k = logits.argmax(1)
             failed = k == lab  # DeepFool did not cross: use the closest other class
             k = torch.where(failed, logits.scatter(1, lab[:, None], -math.inf).argmax(1), k)
             _, w = input_gradient(
                 model, xa + r,
-                lambda z: wide_logits(z).gather(1, k[:, None]).squeeze(1) - wide_logits(z).gather(1, lab[:, None]).squeeze(1),
-                counter)
+                lambda z: wide_logits(z).gather(1, k[:, None]).squeeze(1) - wide_logits(z).gather(1, lab[:, None]).squeeze(1))
             w = w / w.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, *[1] * (w.ndim - 1))
             x_b = xa + self.lambda_ * r
             x_new = linear_solver(xa, w, x_b, lb[active], ub[active])
@@ -205,7 +204,6 @@ class SparseFool(Attack):
             iterations[active] += 1
             with torch.no_grad(), full_precision(device):  # the stop test in float32 under precision="bf16"
                 logits = wide_logits(model(cand))
-            counter.forward += len(active)
             still = logits.argmax(1) == lab
             # No progress: the iterate stayed put, or the box is exhausted short of the plane
             # and the margin has not improved for _PATIENCE steps (see the module docstring).

@@ -27,7 +27,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Counter
 from .deepfool_thesis import deepfool_z, normalised_space, to_pixels, to_z
 
 #: The thesis's SparseFool calls its DeepFool with the default overshoot.
@@ -36,7 +35,7 @@ INNER_OVERSHOOT = 0.02
 PATIENCE = 50
 
 
-def thesis_box(x0: torch.Tensor, delta: float, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
+def thesis_box(x0: torch.Tensor, delta: float, mean: torch.Tensor | float, std: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lb, ub)`` in z for pixels ``x0`` ``[N,C,H,W]`` in [0,1]: the thesis's ``valid_bounds``
     (8-bit levels: round(255 x) -+ delta, cut to [0, 255], floored as its uint8 cast does)."""
     im = torch.round(x0 * 255)
@@ -61,7 +60,7 @@ def thesis_linear_solver(x: torch.Tensor, normal: torch.Tensor, x_b: torch.Tenso
 
 def run_sparsefool_thesis(model: nn.Module, x0: torch.Tensor, label: torch.Tensor, *, lambda_: float,
                           max_iter: int, epsilon: float, delta: float, deepfool_max_iter: int,
-                          candidates: int, counter: Counter) -> tuple[torch.Tensor, torch.Tensor]:
+                          candidates: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``SparseFool(variant="thesis")`` on pixels ``x0`` ``[N,C,H,W]`` in [0,1], labels ``[N]``:
     returns ``(x_adv [N,C,H,W] in [0,1], loops [N])``."""
     net, mean, std = normalised_space(model)
@@ -77,8 +76,8 @@ def run_sparsefool_thesis(model: nn.Module, x0: torch.Tensor, label: torch.Tenso
             break
         za = z_i[active]
         x_b, _, _, normal = deepfool_z(net, za, norm=2, overshoot=INNER_OVERSHOOT, lambda_fac=lambda_,
-                                       max_iter=deepfool_max_iter, candidates=candidates, counter=counter,
-                                       want_normal=True)
+                                       max_iter=deepfool_max_iter, candidates=candidates, want_normal=True)
+        assert normal is not None  # want_normal=True
         la, ua = lb[active], ub[active]
         z_new = thesis_linear_solver(za, normal, x_b, la, ua)
         z_i[active] = z_new
@@ -87,7 +86,6 @@ def run_sparsefool_thesis(model: nn.Module, x0: torch.Tensor, label: torch.Tenso
         loops[active] += 1
         with torch.no_grad():
             logits = net(cand).float()
-        counter.forward += len(active)
         pred = logits.argmax(1)
         still = pred == label[active]
         # z_i did not move: the thesis's loop would redo this very step until max_iter

@@ -42,13 +42,17 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Any, Callable
 
 import torch
+from torch import nn
 
 from .. import norms as _norms
-from .base import Attack, Counter, check_nonnegative, check_positive_int, wide_logits
-from .deepfool import DeepFool
 from ..errors import InputError
+from .base import Attack, wide_logits
+from .checks import check_nonnegative, check_positive_int
+from .deepfool import deepfool
+from .queries import Counter
 
 
 class SuperDeepFool(Attack):
@@ -77,7 +81,7 @@ class SuperDeepFool(Attack):
 
     def __init__(self, *, norm: float | str = 2, m: int | None = None, n: int = 1, max_iter: int = 10,
                  overshoot: float = 0.02, candidates: int = 10, keep_closest: int | None = 3,
-                 tol: float = 0.01, search_steps: int = 0):
+                 tol: float = 0.01, search_steps: int = 0) -> None:
         self.norm = _norms.parse_norm(norm, allowed=(2.0,))
         self.m = None if m is None else check_positive_int("m", m)
         self.n = check_positive_int("n", n)
@@ -90,13 +94,15 @@ class SuperDeepFool(Attack):
             raise InputError(f"tol must be a relative gain in [0, 1), got {tol!r}")
         self.search_steps = check_positive_int("search_steps", search_steps, minimum=0)
 
-    def _deepfool(self, first: bool) -> DeepFool:
+    def _deepfool(self, model: nn.Module, x: torch.Tensor, label: torch.Tensor, first: bool) -> torch.Tensor:
+        """The inner DeepFool's point from ``x`` ``[M,C,H,W]``: L2, clipped, m steps (50 when m is None)."""
         later = self.candidates if self.keep_closest is None else min(self.candidates, self.keep_closest + 1)
-        return DeepFool(norm=2, overshoot=self.overshoot, max_iter=50 if self.m is None else self.m,
-                        candidates=self.candidates if first else later, clip=True,
-                        keep_closest=self.keep_closest)
+        x_df, _ = deepfool(model, x, label, norm=2, overshoot=self.overshoot, max_iter=50 if self.m is None else self.m,
+                           candidates=self.candidates if first else later, clip=True, keep_closest=self.keep_closest)
+        return x_df
 
-    def _run(self, model, x0, label, target, counter: Counter, index):
+    def _run(self, model: nn.Module, x0: torch.Tensor, label: torch.Tensor, target: torch.Tensor | None,
+             counter: Counter, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         n_img = len(x0)
         device = x0.device
         x = x0.clone()
@@ -104,7 +110,6 @@ class SuperDeepFool(Attack):
         best_norm = torch.full((n_img,), math.inf, dtype=torch.float64, device=device)
         iterations = torch.zeros(n_img, dtype=torch.long, device=device)
         active = torch.arange(n_img, device=device)
-        dfs = (self._deepfool(True), self._deepfool(False))
 
         def keep_if_better(idx: torch.Tensor, x_new: torch.Tensor, adv: torch.Tensor) -> None:
             norm = _norms.lp_norm(x_new - x0[idx], 2).double()
@@ -116,7 +121,6 @@ class SuperDeepFool(Attack):
             if it > 0:  # the projected points that are misclassified are done
                 with torch.no_grad():
                     pred = model(x[active]).argmax(1)
-                counter.forward += len(active)
                 adv = pred != label[active]
                 keep_if_better(active, x[active], adv)
                 active = active[~adv]
@@ -124,10 +128,10 @@ class SuperDeepFool(Attack):
                 break
             lab = label[active]
             before = best_norm[active]
-            x_df, _, _ = dfs[it > 0]._run(model, x[active], lab, None, counter, index[active])
+            x_df = self._deepfool(model, x[active], lab, first=it == 0)
             iterations[active] += 1
             for _ in range(self.n):
-                x_df = self._project(model, x0[active], x_df, lab, counter, keep_if_better, active)
+                x_df = self._project(model, x0[active], x_df, lab, keep_if_better, active)
             x[active] = x_df.clamp(0, 1)
             # Beyond the paper: on a curved boundary the projections can land on the clean side
             # every time while the points converge; an image whose best norm gained less than
@@ -135,18 +139,19 @@ class SuperDeepFool(Attack):
             active = active[best_norm[active] < before * (1 - self.tol)]
 
         if self.search_steps:
-            self._bisect(model, x0, best, label, best_norm.isfinite(), counter)
+            self._bisect(model, x0, best, label, best_norm.isfinite())
         # images never fooled return their last iterate, as DeepFool does
         return torch.where(best_norm.isfinite().view(-1, 1, 1, 1), best, x), iterations, {}
 
     @staticmethod
-    def _project(model, x0, x_df, lab, counter: Counter, keep_if_better, active) -> torch.Tensor:
+    def _project(model: nn.Module, x0: torch.Tensor, x_df: torch.Tensor, lab: torch.Tensor,
+                 keep_if_better: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None],
+                 active: torch.Tensor) -> torch.Tensor:
         """One projection step: x0 projected onto the tangent plane of the (k, label) boundary at
         ``x_df`` ``[M,C,H,W]``; ``x_df`` itself is kept as the best point where it is adversarial."""
         with torch.enable_grad():
             xg = x_df.detach().requires_grad_(True)
             logits = wide_logits(model(xg))
-            counter.forward += len(xg)
             pred = logits.detach().argmax(1)
             adv = pred != lab
             # k: the class at x~, or where DeepFool fell short the strongest other class
@@ -154,7 +159,6 @@ class SuperDeepFool(Attack):
             k = torch.where(adv, pred, other)
             f = logits.gather(1, k[:, None]) - logits.gather(1, lab[:, None])
             (w,) = torch.autograd.grad(f.sum(), xg)
-            counter.gradient += len(xg)
         keep_if_better(active, x_df.detach(), adv)
         w_norm = _norms.lp_norm(w, 2)
         w_hat = w / w_norm.clamp_min(1e-30).view(-1, 1, 1, 1)
@@ -164,7 +168,8 @@ class SuperDeepFool(Attack):
         # a vanishing gradient has no tangent plane: stay at the DeepFool point
         return torch.where((w_norm > 1e-12).view(-1, 1, 1, 1), x_proj, x_df.detach())
 
-    def _bisect(self, model, x0, best, label, found, counter: Counter) -> None:
+    def _bisect(self, model: nn.Module, x0: torch.Tensor, best: torch.Tensor, label: torch.Tensor,
+                found: torch.Tensor) -> None:
         """Shrink ``best[found]`` in place towards ``x0`` along the segment while it stays adversarial."""
         idx = found.nonzero().squeeze(1)
         if len(idx) == 0:
@@ -176,7 +181,6 @@ class SuperDeepFool(Attack):
             mid = (lo + hi) / 2
             with torch.no_grad():
                 pred = model(torch.lerp(a, b, mid.view(-1, 1, 1, 1))).argmax(1)
-            counter.forward += len(idx)
             adv = pred != label[idx]
             hi = torch.where(adv, mid, hi)
             lo = torch.where(adv, lo, mid)

@@ -57,16 +57,19 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from .. import norms as _norms
-from .base import (Attack, Counter, check_nonnegative, check_positive_int, check_variant, predict, validate_images,
-                   validate_labels)
-from .deepfool import DeepFool
-from .deepfool_thesis import deepfool_z, normalised_space, to_z
 from ..errors import InputError
+from ..runtime.model_state import eval_mode
+from .base import Attack, predict
+from .checks import check_nonnegative, check_positive_int, check_variant, validate_images, validate_labels
+from .deepfool import deepfool
+from .deepfool_thesis import deepfool_z, normalised_space, to_z
+from .queries import Counter
 
 _MODES = ("faithful", "batched")
 
@@ -106,7 +109,7 @@ class UniversalPerturbation(Attack):
     def __init__(self, *, norm: float | str = math.inf, xi: float = 10 / 255, delta: float = 0.2,
                  max_passes: int = 10, mode: str = "faithful", batch_size: int = 100, overshoot: float = 0.02,
                  deepfool_max_iter: int = 10, deepfool_norm: float | str | None = None, candidates: int = 10,
-                 seed: int = 0, variant: str = "foolkit"):
+                 seed: int = 0, variant: str = "foolkit") -> None:
         self.norm = _check_norm("norm", norm)
         self.xi = check_nonnegative("xi", xi, strict=True)
         if not math.isfinite(self.xi):
@@ -133,38 +136,33 @@ class UniversalPerturbation(Attack):
         self.candidates = check_positive_int("candidates", candidates, minimum=2)
         self.seed = check_positive_int("seed", seed, minimum=0)
 
-    def params(self) -> dict:
+    def params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_") and not k.endswith("_")}
 
     # ----------------------------------------------------------------------------- fitting
-    def fit(self, model: nn.Module, X: torch.Tensor, y=None) -> "UniversalPerturbation":
+    def fit(self, model: nn.Module, X: torch.Tensor, y: Any = None) -> UniversalPerturbation:
         """Compute v on images X ``[n,C,H,W]`` in [0,1] (never modified). Returns self.
 
         ``y`` (int64 ``[n]``, optional) is used by ``variant="thesis"`` only, which attacks only
         the images whose clean prediction is their label; None: every image qualifies.
         """
         X = validate_images(X)
-        was_training = model.training
-        model.eval()
-        try:
+        self._counter = Counter()
+        with eval_mode(model), self._counter.watch(model):
             if self.variant == "thesis":
                 self._fit_thesis(model, X, y)
             else:
                 self._fit(model, X)
-        finally:
-            model.train(was_training)
         return self
 
-    def _fit(self, model, X):
+    def _fit(self, model: nn.Module, X: torch.Tensor) -> None:
         n = len(X)
         device = X.device
-        clean, _ = predict(model, X, self.batch_size)
+        with self._counter.paused():  # the reference predictions, as an attack's clean pass
+            clean, _ = predict(model, X, self.batch_size)
         gen = torch.Generator(device=device).manual_seed(self.seed)
-        self._deepfool = DeepFool(norm=self.deepfool_norm, overshoot=self.overshoot,
-                                  max_iter=self.deepfool_max_iter, candidates=self.candidates, clip=False)
-        self._counter = Counter()
         v = torch.zeros((1,) + X.shape[1:], dtype=X.dtype, device=device)
-        history = []
+        history: list[dict[str, Any]] = []
         fooling = 0.0
         for k in range(self.max_passes):
             start = time.perf_counter()
@@ -174,7 +172,6 @@ class UniversalPerturbation(Attack):
             else:
                 v = self._batched_pass(model, X[order], clean[order], v)
             pred, _ = predict(model, (X + v).clamp(0, 1), self.batch_size)
-            self._counter.forward += n
             fooling = float((pred != clean).double().mean())
             history.append({"pass": k + 1, "fooling_rate": fooling, "seconds": time.perf_counter() - start,
                             "forward": self._counter.forward, "gradient": self._counter.gradient})
@@ -185,20 +182,19 @@ class UniversalPerturbation(Attack):
         self.history_ = history
         self.passes_ = len(history)
 
-    def _step(self, model, xp, lab):
+    def _step(self, model: nn.Module, xp: torch.Tensor, lab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """DeepFool from the perturbed images xp [m,...]: their steps dv [m,...] and whether
         DeepFool's point is misclassified (converged) [m]."""
-        idx = torch.arange(len(xp), device=xp.device)
-        x_df, _, _ = self._deepfool._run(model, xp, lab, None, self._counter, idx)
+        x_df, _ = deepfool(model, xp, lab, norm=self.deepfool_norm, overshoot=self.overshoot,
+                           max_iter=self.deepfool_max_iter, candidates=self.candidates, clip=False)
         with torch.no_grad():
             ok = model(x_df).argmax(1) != lab
-        self._counter.forward += len(xp)
         return x_df - xp, ok
 
-    def _project(self, v):
+    def _project(self, v: torch.Tensor) -> torch.Tensor:
         return _norms.project_lp_ball(v, self.norm, self.xi)
 
-    def _faithful_pass(self, model, X, clean, v):
+    def _faithful_pass(self, model: nn.Module, X: torch.Tensor, clean: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         n = len(X)
         fooled = torch.zeros(n, dtype=torch.bool, device=X.device)
         valid_until = 0  # fooled[i:valid_until] is up to date with the current v
@@ -206,7 +202,6 @@ class UniversalPerturbation(Attack):
             if i >= valid_until:
                 hi = min(n, i + self.batch_size)
                 pred, _ = predict(model, (X[i:hi] + v).clamp(0, 1), self.batch_size)
-                self._counter.forward += hi - i
                 fooled[i:hi] = pred != clean[i:hi]
                 valid_until = hi
             if fooled[i]:
@@ -217,13 +212,12 @@ class UniversalPerturbation(Attack):
                 valid_until = i + 1  # predictions of the images ahead are stale now
         return v
 
-    def _batched_pass(self, model, X, clean, v):
+    def _batched_pass(self, model: nn.Module, X: torch.Tensor, clean: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         for s in range(0, len(X), self.batch_size):
             xb, cb = X[s:s + self.batch_size], clean[s:s + self.batch_size]
             xp = (xb + v).clamp(0, 1)
             with torch.no_grad():
                 active = model(xp).argmax(1) == cb
-            self._counter.forward += len(xb)
             if not active.any():
                 continue
             dv, ok = self._step(model, xp[active], cb[active])
@@ -232,26 +226,26 @@ class UniversalPerturbation(Attack):
         return v
 
     # ----------------------------------------------------------------- the thesis's variant
-    def _fit_thesis(self, model, X, y):
+    def _fit_thesis(self, model: nn.Module, X: torch.Tensor, y: Any) -> None:
         n = len(X)
         net, mean, std = normalised_space(model)
         Z = to_z(X, mean, std)
-        counter = self._counter = Counter()
 
-        def pred(z):
-            out = torch.cat([net(z[i:i + self.batch_size]).argmax(1) for i in range(0, len(z), self.batch_size)])
-            counter.forward += len(z)
-            return out
+        def logits(z: torch.Tensor) -> torch.Tensor:
+            return torch.cat([net(z[i:i + self.batch_size]) for i in range(0, len(z), self.batch_size)])
+
+        def pred(z: torch.Tensor) -> torch.Tensor:
+            return logits(z).argmax(1)
 
         with torch.no_grad():
-            clean = pred(Z)
-            classes = net(Z[:1]).shape[1]
+            clean_logits = logits(Z)
+        clean, classes = clean_logits.argmax(1), clean_logits.shape[1]
         label = clean if y is None else validate_labels(y, n, classes, "labels y", X.device)
         gen = torch.Generator(device=X.device).manual_seed(self.seed)
         v = torch.zeros((1,) + X.shape[1:], dtype=X.dtype, device=X.device)
         v_best, best, fooling = v.clone(), 0.0, 0.0
         order = torch.arange(n, device=X.device)
-        history = []
+        history: list[dict[str, Any]] = []
         while fooling < 1 - self.delta and len(history) < self.max_passes:
             start = time.perf_counter()
             order = order[torch.randperm(n, generator=gen, device=X.device)]  # the thesis reshuffles its shuffled set
@@ -261,13 +255,14 @@ class UniversalPerturbation(Attack):
             if fooling > best:
                 v_best, best = v.clone(), fooling
             history.append({"pass": len(history) + 1, "fooling_rate": fooling, "seconds": time.perf_counter() - start,
-                            "forward": counter.forward, "gradient": counter.gradient})
+                            "forward": self._counter.forward, "gradient": self._counter.gradient})
         self.perturbation_ = v_best * std
         self.fooling_rate_ = best
         self.history_ = history
         self.passes_ = len(history)
 
-    def _thesis_pass(self, net, Z, clean, label, v, pred):
+    def _thesis_pass(self, net: nn.Module, Z: torch.Tensor, clean: torch.Tensor, label: torch.Tensor, v: torch.Tensor,
+                     pred: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         n = len(Z)
         same = torch.zeros(n, dtype=torch.bool, device=Z.device)
         valid_until = 0  # same[i:valid_until] is up to date with the current v
@@ -284,7 +279,7 @@ class UniversalPerturbation(Attack):
             start = Z[i:i + 1] + v
             z_adv, loops, _, _ = deepfool_z(net, start, norm=self.norm, overshoot=self.overshoot,
                                             lambda_fac=1 + self.overshoot, max_iter=self.deepfool_max_iter,
-                                            candidates=self.candidates, counter=self._counter)
+                                            candidates=self.candidates)
             if loops.item() < self.deepfool_max_iter - 1:  # the thesis's "converged" test
                 v = v + (z_adv - start)
                 if self.norm == 2:
@@ -311,16 +306,17 @@ class UniversalPerturbation(Attack):
         out = x + v.to(device=x.device, dtype=x.dtype)
         return out if self.variant == "thesis" else out.clamp(0, 1)  # the thesis never clips
 
-    def _check_call(self, x):
+    def _check_call(self, x: torch.Tensor) -> None:
         v = self._fitted()
         if x.shape[1:] != v.shape[1:]:
             raise InputError(f"images of shape {tuple(x.shape[1:])} do not match the perturbation's "
                              f"{tuple(v.shape[1:])}")
 
-    def _run(self, model, x0, label, target, counter: Counter, index):
+    def _run(self, model: nn.Module, x0: torch.Tensor, label: torch.Tensor, target: torch.Tensor | None,
+             counter: Counter, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         ones = torch.ones(len(x0), dtype=torch.long, device=x0.device)
         return self.apply(x0), ones, {}
 
 
-def _check_norm(name, norm) -> float:
+def _check_norm(name: str, norm: float | str) -> float:
     return _norms.parse_norm(norm, allowed=(2.0, math.inf), name=name)

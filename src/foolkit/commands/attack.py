@@ -16,26 +16,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
 from ..errors import InputError
+from ._params import PARAM_PREFIX, attack_params, check_minimums, check_param_flags, flag_for
+
+if TYPE_CHECKING:
+    from ..attacks.base import Attack
 
 NAME = "attack"
 HELP = "attack a model on a data set, storing every sample in SQLite (rerun to resume)"
 
-# Runner options; an attack parameter with one of these names gets the flag --attack-NAME.
-RUNNER_OPTIONS = {"model", "attack", "n", "data", "split", "batch_size", "seed", "checkpoint", "out", "target",
-                  "fit_size", "quiet", "debug", "help", "image", "cifar_index", "perturbation", "device", "force",
-                  "shard", "mean", "std", "input_size", "classes", "precision"}
-PARAM_PREFIX = "param__"
 # What a parameter's values mean, where the defaults alone do not say (shown in --help).
 PARAM_NOTES = {"mode": "universal: faithful (one image at a time, the authors' loop) or batched (DeepFool on "
                        "--attack-batch-size images at once: faster), as in `foolkit fit-universal --mode`"}
-
-
-def flag_for(param_name: str) -> str:
-    name = param_name.rstrip("_")
-    if name in RUNNER_OPTIONS:
-        name = "attack_" + name
-    return "--" + name.replace("_", "-")
 
 
 def _one_line_errors(p: argparse.ArgumentParser) -> None:
@@ -53,11 +47,12 @@ def _one_line_errors(p: argparse.ArgumentParser) -> None:
                   f"`foolkit attacks` lists the attacks)")
         return ns, extras
 
-    p.error = error
-    p.parse_known_args = parse_known_args
+    # replaced on this one parser instance on purpose (argparse has no hook for either)
+    p.error = error  # type: ignore[method-assign]
+    p.parse_known_args = parse_known_args  # type: ignore[method-assign]
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..attacks import registry
     from ..runtime.files import FORCE_HELP
 
@@ -110,22 +105,16 @@ def add_arguments(p) -> None:
     _one_line_errors(p)
 
 
-def attack_from_args(args):
-    """Build the attack instance from ``--attack`` and the parameter flags given."""
+def attack_from_args(args: argparse.Namespace) -> Attack:
+    """The attack of ``--attack`` with the parameter flags given (a flag it does not take is refused)."""
     from ..attacks import registry
 
-    cls = registry.get(args.attack)
-    params = {p.name: p for p in registry.parameters(cls)}
-    given = {k[len(PARAM_PREFIX):]: v for k, v in vars(args).items() if k.startswith(PARAM_PREFIX)}
-    wrong = [flag_for(k) for k in given if k not in params]
-    if wrong:
-        accepted = " ".join(flag_for(k) for k in params) or "none"
-        raise InputError(f"{' '.join(sorted(wrong))} is not a parameter of {args.attack} (its parameters: {accepted})")
-    kwargs = {k: registry.convert(params[k], v) for k, v in given.items()}
-    return cls(**kwargs)
+    given = attack_params(args)
+    check_param_flags(args.attack, given)
+    return registry.create(args.attack, **registry.convert_params(args.attack, given))
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..evaluation import metrics
     from ..evaluation.runner import evaluate
     from ..runtime.machine import parse_device
@@ -153,10 +142,8 @@ def run(args) -> int:
             args.target = int(args.target)
         except ValueError:
             raise InputError(f"--target must be a class index for a data-set run, got {args.target!r}") from None
-    for flag, value, minimum in (("--n", args.n, 1), ("--batch-size", args.batch_size, 1), ("--seed", args.seed, 0),
-                                 ("--fit-size", args.fit_size, 1)):
-        if value is not None and value < minimum:
-            raise InputError(f"{flag} must be >= {minimum}, got {value}")
+    check_minimums(("--n", args.n, 1), ("--batch-size", args.batch_size, 1), ("--seed", args.seed, 0),
+                   ("--fit-size", args.fit_size, 1))
     attack = attack_from_args(args)
     from ..models.sources import resolve_from_args
     model = resolve_from_args(args, device=device)  # bad models fail before any data is read

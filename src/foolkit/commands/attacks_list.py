@@ -1,17 +1,19 @@
 """``foolkit attacks``: one line per attack."""
 from __future__ import annotations
 
+import argparse
+
 NAME = "attacks"
 HELP = "list the attacks (and their parameters with `-v`)"
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="also each attack's parameters and defaults")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..attacks import registry
-    from .attack import flag_for
+    from ._params import flag_for
 
     for name, (cls, reason) in registry.status().items():
         if cls is None:

@@ -7,9 +7,15 @@ an HTML report.
 """
 from __future__ import annotations
 
+import argparse
 import math
 import sys
+from typing import TYPE_CHECKING
+
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from ..attacks.base import Attack
 
 NAME = "demo"
 HELP = "evaluate cifar10/resnet20 on the bundled images and attack them (quick settings), with a report"
@@ -32,7 +38,7 @@ QUICK: list[tuple[str, str, dict]] = [
 ]
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..runtime.files import FORCE_HELP
 
     p.add_argument("--n", type=int, default=200, help="bundled test images to attack (default 200)")
@@ -45,7 +51,7 @@ def add_arguments(p) -> None:
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
 
-def _quick_attacks():
+def _quick_attacks() -> tuple[list[tuple[str, Attack]], list[str]]:
     """[(title, attack instance)] for the available attacks; notes about dropped settings."""
     from ..attacks import registry
 
@@ -59,11 +65,11 @@ def _quick_attacks():
         dropped = sorted(set(params) - known)
         if dropped:
             notes.append(f"{name}: quick settings {dropped} not taken by {available[name].__name__}, left at defaults")
-        out.append((title, available[name](**{k: v for k, v in params.items() if k in known})))
+        out.append((title, registry.create(name, **{k: v for k, v in params.items() if k in known})))
     return out, notes
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import time
 
     import torch

@@ -1,12 +1,16 @@
 """``foolkit eval MODEL [--data PATH]``: accuracy, per-class accuracy, confusion matrix (Table 11.4)."""
 from __future__ import annotations
+
+import argparse
+
 from ..errors import InputError
+from ._params import model_options
 
 NAME = "eval"
 HELP = "clean accuracy, per-class accuracy and confusion matrix of a model (Table 11.4)"
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="+", help="registered model name(s), e.g. cifar10/resnet20, net.pt2 (torch.export) "
                    "or file.py:function (a factory)")
     p.add_argument("--data", default=None, help="CIFAR-10 root; default $FOOLKIT_DATA, else the bundled 1,000 images")
@@ -20,7 +24,7 @@ def add_arguments(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..data import class_names, load
     from ..evaluation.clean import clean_accuracy
     from ..models.registry import ModelError, card, list_models
@@ -28,9 +32,9 @@ def run(args) -> int:
     from ..models.sources import resolve_from_args
 
     device = parse_device(getattr(args, "device", None) or "cpu")  # a bad name fails before any work
-    options = [f for f in ("checkpoint", "mean", "std", "input_size", "classes") if getattr(args, f, None)]
+    options = model_options(args)
     if options and len(args.model) > 1:
-        raise InputError(f"--{options[0].replace('_', '-')} applies to one model; name a single model")
+        raise InputError(f"{options[0]} applies to one model; name a single model")
     for name in args.model:
         if name in list_models() and card(name).dataset != "cifar10":
             raise InputError(f"{name} is a {card(name).dataset} model; foolkit eval measures CIFAR-10 models "

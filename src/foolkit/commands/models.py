@@ -6,13 +6,17 @@ prints what foolkit understood: input size, classes, normalisation, identity, an
 on the bundled CIFAR-10 images when the model takes 3x32x32 images into 10 classes.
 """
 from __future__ import annotations
+
+import argparse
+
 from ..errors import InputError
+from ._params import model_options
 
 NAME = "models"
 HELP = "list the registered models and whether their weights are available"
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..models.sources import add_model_options
 
     p.add_argument("--check", nargs="+", default=None, metavar="MODEL",
@@ -23,7 +27,7 @@ def add_arguments(p) -> None:
                    "or cuda:N (default cpu)")
 
 
-def check(args) -> int:
+def check(args: argparse.Namespace) -> int:
     """``--check``: load each model and describe it; accuracy on the bundled images where they fit."""
     from ..data import class_names, load
     from ..evaluation.clean import clean_accuracy
@@ -31,9 +35,9 @@ def check(args) -> int:
     from ..models.sources import resolve_from_args
 
     device = parse_device(getattr(args, "device", None) or "cpu")
-    options = [f for f in ("checkpoint", "mean", "std", "input_size", "classes") if getattr(args, f, None)]
+    options = model_options(args)
     if options and len(args.check) > 1:
-        raise InputError(f"--{options[0].replace('_', '-')} applies to one model; check a single model")
+        raise InputError(f"{options[0]} applies to one model; check a single model")
     for i, spec in enumerate(args.check):
         resolved = resolve_from_args(args, spec, device=device)
         if i:
@@ -50,12 +54,12 @@ def check(args) -> int:
     return 0
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..models.registry import card, list_models, weights_status
 
     if getattr(args, "check", None):
         return check(args)
-    if any(getattr(args, f, None) for f in ("checkpoint", "mean", "std", "input_size", "classes")):
+    if model_options(args):
         raise InputError("--checkpoint, --mean, --std, --input-size and --classes go with --check MODEL")
     rows = []
     for name in list_models():

@@ -77,7 +77,7 @@ def run(args) -> int:
     import json
     import sys
 
-    from ..experiments.reproduce import failures
+    from ..experiments.reproduction_report import failures
     failed = failures(json.loads((path.parent / "results.json").read_text()))
     for exp_id, status in failed:  # the report says the same under "Failed experiments"
         print(f"foolkit reproduce: experiment {exp_id} {status}", file=sys.stderr)

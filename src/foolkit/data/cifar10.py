@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+from typing import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +17,14 @@ from PIL import Image, UnidentifiedImageError
 from .safe_load import UnsafePickleError, clean_text, describe_load_error, load_cifar_pickle
 from .classes import CIFAR10_CLASSES
 from ..errors import DataError
+from ..runtime.files import IMAGE_SUFFIXES  # the one list of image file names foolkit reads
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 BUNDLED_PATH = Path(__file__).with_name("bundled") / "cifar10_test_1000.npz"
 SPLITS = ("train", "test")
 
 
-
-
 def missing_path_error(path: str | os.PathLike, what: str, plain: str | None = None,
-                       error: type[DataError] = DataError) -> DataError:
+                       error: type[Exception] = DataError) -> Exception:
     """The error for a ``path`` that does not exist: says "symlink loop" or "broken symlink" when
     that is the reason (``Path.exists()`` is False for both, which reads as "not found").
     ``plain``: the message when the path is simply absent (default "<what> not found: <path>")."""
@@ -86,9 +85,9 @@ def read_official(root: str | os.PathLike, split: str) -> tuple[np.ndarray, np.n
     return np.concatenate(images), np.concatenate(labels)
 
 
-def read_image_folder(root: str | os.PathLike, split: str, classes=CIFAR10_CLASSES,
+def read_image_folder(root: str | os.PathLike[str], split: str, classes: Sequence[str] = CIFAR10_CLASSES,
                       size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``<root>/<split>/<class>/*.png|jpg``. Returns uint8 [N,3,size,size], int64 [N].
+    """Read ``<root>/<split>/<class>/<image>`` (suffixes :data:`IMAGE_SUFFIXES`). Returns uint8 [N,3,size,size], int64 [N].
 
     Images are interleaved by class: the first file (in sorted name order) of every class in
     label order, then the second of every class, and so on, so that every prefix is as
@@ -114,7 +113,8 @@ def read_image_folder(root: str | os.PathLike, split: str, classes=CIFAR10_CLASS
     if missing:
         raise DataError(f"ImageFolder layout: {split_dir} has no folder for class(es) {missing}; "
                         f"all {len(classes)} classes need one (found {len(found)})")
-    images, labels = [], []
+    images: list[np.ndarray] = []
+    label_list: list[int] = []
     for label, name in enumerate(classes):
         folder = split_dir / name
         for path in sorted(folder.iterdir()):
@@ -128,10 +128,10 @@ def read_image_folder(root: str | os.PathLike, split: str, classes=CIFAR10_CLASS
                     images.append(np.asarray(im, dtype=np.uint8))
             except (UnidentifiedImageError, OSError) as exc:
                 raise DataError(f"cannot read image {path}: {exc}") from exc
-            labels.append(label)
+            label_list.append(label)
     if not images:
         raise DataError(f"ImageFolder layout: no images under {split_dir}")
-    labels = np.asarray(labels, dtype=np.int64)
+    labels = np.asarray(label_list, dtype=np.int64)
     empty = [name for k, name in enumerate(classes) if not (labels == k).any()]
     if empty:
         raise DataError(f"ImageFolder layout: no images ({', '.join(IMAGE_SUFFIXES)}) in the class folder(s) "
@@ -158,8 +158,10 @@ def read_bundled() -> tuple[np.ndarray, np.ndarray]:
         return f["images"], f["labels"]
 
 
-def load_cifar10_uint8(split: str = "test", root: str | os.PathLike | None = None):
-    """uint8 arrays for a split; root: argument, else $FOOLKIT_DATA, else the bundled subset."""
+def load_cifar10_uint8(split: str = "test",
+                       root: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 arrays ``x [N,3,32,32]``, ``y [N]`` for a split; root: argument, else $FOOLKIT_DATA,
+    else the bundled subset."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {SPLITS}")
     if root is None:

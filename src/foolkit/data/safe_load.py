@@ -20,6 +20,8 @@ import pickle
 import re
 from typing import Any
 
+from ..errors import DataError
+
 # module -> names the official CIFAR-10 batches need: numpy arrays pickle as
 # _reconstruct(ndarray, (0,), b"b") + __setstate__ with a dtype. numpy 2 moved numpy.core to
 # numpy._core; files written by either must read.
@@ -39,12 +41,12 @@ def _numpy_global(name: str) -> Any:
         try:
             from numpy._core.multiarray import _reconstruct
         except ImportError:  # numpy < 2
-            from numpy.core.multiarray import _reconstruct
+            from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
         return _reconstruct
     return {"ndarray": np.ndarray, "dtype": np.dtype}[name]
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(pickle.UnpicklingError, DataError):
     """A pickle names a global (a callable or class) outside the allowed set."""
 
     def __init__(self, module: str, name: str):
@@ -123,3 +125,15 @@ def describe_load_error(exc: BaseException) -> str:
         line = ""
     line = line or f"{type(exc).__name__} (the file holds objects that are not plain tensors and numbers)"
     return line if len(line) <= 300 else line[:297] + "..."
+
+
+def load_weights_only(path: str | os.PathLike[str]) -> Any:
+    """``torch.load(path, weights_only=True)`` onto the CPU: tensors and plain containers, never
+    code. torch's note on an old pickle protocol is silenced: the caller's error says what is wrong."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        return torch.load(path, map_location="cpu", weights_only=True)

@@ -49,7 +49,10 @@ class QuantizedLayer(nn.Module):
     layer runs in float and widens that range to the inputs it sees.
     """
 
-    def __init__(self, layer: nn.Module, weight_bits: int, activation_bits: int | None, quantize_input: bool):
+    lo: torch.Tensor  # buffers (scalars), declared so that type checkers see tensors
+    hi: torch.Tensor
+
+    def __init__(self, layer: nn.Conv2d | nn.Linear, weight_bits: int, activation_bits: int | None, quantize_input: bool):
         super().__init__()
         self.layer = copy.deepcopy(layer)
         with torch.no_grad():
@@ -103,7 +106,7 @@ def quantize(model: nn.Module, weight_bits: int = 8, activation_bits: int | None
         q = QuantizedLayer(module, weight_bits, activation_bits, quantize_input=i > 0)
         setattr(parent, child, q)
         layers.append(q)
-    if activation_bits is not None:
+    if activation_bits is not None and calibration is not None:  # both or neither: checked above
         for q in layers:
             q.calibrating = True
         try:

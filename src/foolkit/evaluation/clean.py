@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..models.predict import predict_labels
+
 
 @dataclass
 class ConfusionReport:
@@ -47,30 +49,24 @@ class ConfusionReport:
         return "\n".join(lines)
 
 
-@torch.no_grad()
 def clean_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...],
                    batch_size: int = 500, progress: bool = False, desc: str = "clean accuracy") -> ConfusionReport:
     """Classify ``x`` [N,C,H,W] in [0,1] with labels ``y`` [N]; return a :class:`ConfusionReport`.
 
     ``progress=True`` shows a tqdm bar on stderr (images done; the same bar as ``foolkit attack``):
-    10,000 images take about a minute on a CPU for the slower networks.
+    10,000 images take about a minute on a CPU for the slower networks. The model runs in eval
+    mode and leaves in the train/eval modes it came with.
     """
-    model.eval()
     k = len(classes)
-    confusion = torch.zeros(k, k, dtype=torch.long)
     bar = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(x), desc=desc, unit="img", dynamic_ncols=True, leave=False)
     start = time.perf_counter()
-    device = next((t.device for t in model.parameters()), x.device)  # images go where the model is
     try:
-        for i in range(0, len(x), batch_size):
-            pred = model(x[i:i + batch_size].to(device)).argmax(1).cpu()
-            confusion += torch.bincount(y[i:i + batch_size].cpu() * k + pred, minlength=k * k).view(k, k)
-            if bar is not None:
-                bar.update(len(pred))
+        pred = predict_labels(model, x, batch_size, on_batch=None if bar is None else bar.update)
     finally:
         if bar is not None:
             bar.close()
+    confusion = torch.bincount(y.cpu() * k + pred, minlength=k * k).view(k, k)
     return ConfusionReport(confusion, tuple(classes), time.perf_counter() - start)

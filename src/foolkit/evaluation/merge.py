@@ -25,10 +25,10 @@ from typing import Iterable
 
 import numpy as np
 
-from . import store as _store
 from ..data.cifar10 import missing_path_error
-from .store import BLOB_COLUMNS, SAMPLE_COLUMNS, Store, StoreError
-from ..errors import InputError, MergeConflict
+from ..errors import InputError, MergeConflict, StoreError
+from .store import Store
+from .store_format import BLOB_COLUMNS, SAMPLE_COLUMNS, decode
 
 # Columns that hold wall-clock measurements, not results: never compared.
 TIMING_COLUMNS = ("seconds",)
@@ -107,7 +107,7 @@ def _read(src: Store, fn, *args):
 def _rows(src: Store, sql: str, params: tuple):
     """Stream the rows of a query on an input store, in chunks."""
     try:
-        cur = src.conn.execute(sql, params)
+        cur = src._c.execute(sql, params)
         while True:
             chunk = cur.fetchmany(_CHUNK)
             if not chunk:
@@ -119,7 +119,7 @@ def _rows(src: Store, sql: str, params: tuple):
 
 def _merge_run(c: sqlite3.Connection, out_name: str, src: Store, run: dict, stats: dict) -> None:
     rid = run["run_id"]
-    config_text = _read(src, lambda: src.conn.execute("SELECT config FROM runs WHERE run_id = ?",
+    config_text = _read(src, lambda: src._c.execute("SELECT config FROM runs WHERE run_id = ?",
                                                        (rid,)).fetchone()[0])
     have = c.execute("SELECT config, n_total FROM runs WHERE run_id = ?", (rid,)).fetchone()
     if have is None:
@@ -139,23 +139,37 @@ def _merge_run(c: sqlite3.Connection, out_name: str, src: Store, run: dict, stat
     _merge_artifacts(c, out_name, src, rid)
 
 
+class _Inserter:
+    """Rows of one run for ``table``'s ``cols`` (after ``run_id``), inserted ``_CHUNK`` at a time."""
+
+    def __init__(self, c: sqlite3.Connection, table: str, cols: list[str], run_id: str):
+        self.c, self.run_id = c, run_id
+        self.pending: list[tuple] = []
+        self.sql = f"INSERT INTO {table} (run_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"
+
+    def add(self, row: tuple) -> None:
+        self.pending.append((self.run_id, *row))
+        if len(self.pending) >= _CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.c.executemany(self.sql, self.pending)
+            self.pending.clear()
+
+
 def _merge_samples(c, out_name, src, rid, stats) -> None:
     cols = ["idx", *SAMPLE_COLUMNS]
     select = f"SELECT {', '.join(cols)} FROM samples WHERE run_id = ? ORDER BY idx"
     existing = {r[0]: r for r in c.execute(select, (rid,))}
-    insert = (f"INSERT INTO samples (run_id, {', '.join(cols)}) "
-              f"VALUES ({', '.join('?' * (len(cols) + 1))})")
+    inserter = _Inserter(c, "samples", cols, rid)
     compared = [cols.index(k) for k in COMPARED_COLUMNS]
-    pending = []
     for row in _rows(src, select, (rid,)):
         old = existing.get(row[0])
         if old is None:
-            pending.append((rid, *row))
+            inserter.add(row)
             existing[row[0]] = row  # a later input must agree with this one
             stats["added"] += 1
-            if len(pending) >= _CHUNK:
-                c.executemany(insert, pending)
-                pending.clear()
             continue
         stats["present"] += 1
         for j in compared:
@@ -163,34 +177,26 @@ def _merge_samples(c, out_name, src, rid, stats) -> None:
                 raise MergeConflict(f"run {rid} sample {row[0]}: {cols[j]} is {row[j]!r} in {src.path} but "
                                     f"{old[j]!r} in {out_name} or an earlier input; refusing to merge "
                                     f"({out_name} is unchanged)")
-    if pending:
-        c.executemany(insert, pending)
+    inserter.flush()
 
 
 def _merge_blobs(c, out_name, src, rid) -> None:
     cols = ["idx", *BLOB_COLUMNS]
     have = {r[0] for r in c.execute("SELECT idx FROM blobs WHERE run_id = ?", (rid,))}
-    insert = f"INSERT INTO blobs (run_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"
-    pending = []
+    inserter = _Inserter(c, "blobs", cols, rid)
     for row in _rows(src, f"SELECT {', '.join(cols)} FROM blobs WHERE run_id = ? ORDER BY idx", (rid,)):
         if row[0] not in have:
-            pending.append((rid, *row))
+            inserter.add(row)
             have.add(row[0])
-            if len(pending) >= _CHUNK:
-                c.executemany(insert, pending)
-                pending.clear()
             continue
-        if pending:  # the row compared against may be among them
-            c.executemany(insert, pending)
-            pending.clear()
+        inserter.flush()  # the row compared against may be among them
         old = c.execute(f"SELECT {', '.join(BLOB_COLUMNS)} FROM blobs WHERE run_id = ? AND idx = ?",
                         (rid, row[0])).fetchone()
         for name, a, b in zip(BLOB_COLUMNS, old, row[1:]):
             if not _same_blob(a, b):
                 raise MergeConflict(f"run {rid} sample {row[0]}: the stored {name} differs between {src.path} and "
                                     f"{out_name} or an earlier input; refusing to merge ({out_name} is unchanged)")
-    if pending:
-        c.executemany(insert, pending)
+    inserter.flush()
 
 
 def _merge_artifacts(c, out_name, src, rid) -> None:
@@ -252,7 +258,7 @@ def _same_blob(a: bytes | None, b: bytes | None) -> bool:
     if ja is not _NOT_JSON or jb is not _NOT_JSON:
         return _strip_timing(ja) == _strip_timing(jb)
     try:
-        da, db = _store.decode(a), _store.decode(b)
+        da, db = decode(a), decode(b)
     except Exception:  # undecodable content cannot be shown equal
         return False
     if isinstance(da, dict) or isinstance(db, dict):

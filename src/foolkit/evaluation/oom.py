@@ -86,7 +86,7 @@ def verify_in_parts(model, result: AttackResult, size: int) -> dict[str, torch.T
               "clean_confidence", "iterations", "target")
     checks = []
     for i in range(0, n, size):
-        part = {f: None if getattr(result, f) is None else getattr(result, f)[i:i + size] for f in fields}
+        part: dict[str, Any] = {f: None if getattr(result, f) is None else getattr(result, f)[i:i + size] for f in fields}
         checks.append(verify_result(model, AttackResult(**part)))
     return {k: torch.cat([c[k] for c in checks]) for k in checks[0]}
 

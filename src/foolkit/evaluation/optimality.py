@@ -51,6 +51,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -234,7 +235,7 @@ def frontier(store: str | os.PathLike | Store) -> list[Group]:
         Groups in the order of their first run; runs with no record yet are left out.
     """
     own = not isinstance(store, Store)
-    s = Store(store, readonly=True) if own else store
+    s = store if isinstance(store, Store) else Store(store, readonly=True)
     try:
         infos = s.runs()
         keyed: dict[str, list[dict]] = {}
@@ -293,7 +294,7 @@ def compare(group: Group, run: RunFrontier, norm: str) -> dict:
         ``left_out`` (attacked images no run fooled).
     """
     best = group.best_on(run, norm)
-    out = {"optimality": optimality(run.d[norm], best), "rho": None, "best_rho": None, "gap": None,
+    out: dict[str, Any] = {"optimality": optimality(run.d[norm], best), "rho": None, "best_rho": None, "gap": None,
            "n": int(run.attacked.sum()), "left_out": int((run.attacked & ~np.isfinite(best)).sum())}
     xcol = NORMS[norm][1]
     if xcol is None:
@@ -378,7 +379,8 @@ def curves(group: Group, norm: str) -> tuple[list[dict], list[str]]:
     finite = [d[np.isfinite(d)] for d in [group.best[norm]] + [r.d[norm] for r in runs if not r.fixed]]
     top = max([float(f.max()) for f in finite if len(f)] + [r.budget for r in runs if r.fixed and r.budget] + [0.0])
     end = top * 1.05 if top > 0 else 1.0
-    out, notes = [], []
+    out: list[dict[str, Any]] = []
+    notes: list[str] = []
     for r in runs:
         if not r.fixed:
             eps, acc = curve_steps(r.d[norm], end)

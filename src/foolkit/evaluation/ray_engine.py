@@ -81,7 +81,7 @@ def _cause(exc: BaseException) -> BaseException:
 def run_on_ray(tasks: list, spec, out: str, *, address: str | None = None, num_cpus: int | None = None,
                cpus_per_task: int = 1, gpus_per_task: float = 0, max_retries: int = 3, device: str = "cpu",
                on_done: Callable[[dict], None] | None = None, fn: Callable[..., dict] | None = None) -> list[dict]:
-    """Run ``tasks`` (:class:`~foolkit.evaluation.sweep.Task`) as Ray tasks; returns their summaries.
+    """Run ``tasks`` (:class:`~foolkit.evaluation.sweep_spec.Task`) as Ray tasks; returns their summaries.
 
     Args:
         address: a cluster to join; None starts a local instance (127.0.0.1, ``num_cpus`` CPUs,

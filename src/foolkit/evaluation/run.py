@@ -8,15 +8,16 @@ import os
 import numpy as np
 
 from . import metrics as _metrics
-from . import store as _store
+from .store import Store
+from .store_format import decode
 
 
 class Run:
     """A run in a store: its identity, configuration, per-sample records and metrics."""
 
-    def __init__(self, store: str | os.PathLike | _store.Store, run_id: str):
-        self._store_obj = store if isinstance(store, _store.Store) else None
-        self.path = store.path if isinstance(store, _store.Store) else str(store)
+    def __init__(self, store: str | os.PathLike | Store, run_id: str):
+        self._store_obj = store if isinstance(store, Store) else None
+        self.path = store.path if isinstance(store, Store) else str(store)
         with self._open() as s:
             info = s.run(run_id)
         self.run_id = info["run_id"]
@@ -27,7 +28,7 @@ class Run:
     def _open(self):
         if self._store_obj is not None:  # an in-memory or caller-owned store stays open
             return contextlib.nullcontext(self._store_obj)
-        return _store.Store(self.path, readonly=True)
+        return Store(self.path, readonly=True)
 
     @property
     def complete(self) -> bool:
@@ -71,7 +72,7 @@ class Run:
     def artifact(self, key: str):
         with self._open() as s:
             blob = s.artifact(self.run_id, key)
-        return None if blob is None else _store.decode(blob)
+        return None if blob is None else decode(blob)
 
     def table(self) -> str:
         return _metrics.format_table([(self.title, self.metrics())])
@@ -82,6 +83,6 @@ class Run:
 
 def runs_in(path: str | os.PathLike) -> list[Run]:
     """Every run stored in a file."""
-    with _store.Store(path, readonly=True) as s:
+    with Store(path, readonly=True) as s:
         ids = [r["run_id"] for r in s.runs()]
     return [Run(path, i) for i in ids]

@@ -6,13 +6,8 @@
     run.samples()    # per-sample records: list of dicts, a DataFrame if pandas is installed
 
 How it works:
-- A run is identified by a hash of everything that changes its results: model card + weights
-  hash (or the class and state_dict hash of a user model); attack class and parameters; data
-  spec and content hash; seed; target; fit size of a universal perturbation; batch size;
-  foolkit version. The batch size belongs there for every attack: which images share a batch
-  changes the floats (CPU kernels are picked by batch shape), One Pixel's random streams,
-  L-BFGS's joint solve and each batch's seed; so another batch size is another run, never a
-  resume mixing two.
+- A run is identified by a hash of everything that changes its results, the batch size
+  included (:mod:`foolkit.evaluation.identity`); another batch size is another run.
 - Images are attacked in a fixed grid of batches ``[k*B, (k+1)*B)``. Each batch's records
   and images are committed in one SQLite transaction; a rerun skips the samples already
   stored, so ``kill -9`` or Ctrl-C loses at most the batch in flight. Each batch runs under
@@ -26,7 +21,6 @@ How it works:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -38,62 +32,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import metrics as _metrics
-from ..attacks.base import Attack, AttackResult, check_model_output, validate_images, validate_labels
-from ..runtime.machine import parse_device
-from . import store as _store
-from .run import Run, runs_in  # noqa: F401  (runs_in re-exported for old imports)
-from .shards import check_shard, in_shard, shard_indices
-from .verify import verify_result  # noqa: F401  (kept for old imports; batches use oom.verify_in_parts)
+from ..attacks.base import Attack
+from ..attacks.checks import check_model_output, validate_images, validate_labels
 from ..errors import InputError
+from ..runtime.machine import parse_device
+from . import metrics as _metrics
+from ..runtime.hashing import state_dict_sha256, tensor_sha256
+from .identity import jsonable, run_config, run_hash
+from .records import batch_artifacts, batch_records, channel_mean
+from .run import Run
+from .shards import check_shard, in_shard, shard_indices
+from .store import Store
+from .store_format import decode, encode_array
 
 DEFAULT_BATCH_SIZE = 100
-
-
-# --- identity -------------------------------------------------------------------------------
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, float):
-        return v if math.isfinite(v) else repr(v)  # inf -> "inf"
-    if isinstance(v, (bool, int, str)) or v is None:
-        return v
-    if isinstance(v, torch.Tensor):
-        return _jsonable(v.detach().cpu().tolist())
-    if isinstance(v, np.ndarray):
-        return _jsonable(v.tolist())
-    if isinstance(v, (np.integer, np.floating)):
-        return _jsonable(v.item())
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return repr(v)
-
-
-def tensor_sha256(*tensors: torch.Tensor | None) -> str:
-    h = hashlib.sha256()
-    for t in tensors:
-        if t is None:
-            h.update(b"none")
-            continue
-        # a fresh contiguous copy: contiguous() keeps stride 0 on a size-1 expanded tensor (one
-        # image with an int target), which view(torch.uint8) refuses
-        t = t.detach().cpu().clone(memory_format=torch.contiguous_format)
-        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        # reshape first: a 0-dim tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def state_dict_sha256(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for key, value in sorted(model.state_dict().items()):
-        h.update(key.encode())
-        h.update(tensor_sha256(value).encode() if isinstance(value, torch.Tensor) else repr(value).encode())
-    return h.hexdigest()
-
-
-def run_hash(config: dict) -> str:
-    return hashlib.sha256(json.dumps(_jsonable(config), sort_keys=True).encode()).hexdigest()[:16]
 
 
 # --- resolving the inputs ---------------------------------------------------------------------
@@ -166,16 +118,6 @@ def _resolve_data(data: Any) -> tuple[torch.Tensor, torch.Tensor | None, dict, t
     return x, y, spec, classes
 
 
-def _channel_mean(model: nn.Module, spec: dict, channels: int) -> torch.Tensor | None:
-    mean = getattr(model, "mean", None)
-    if isinstance(mean, torch.Tensor) and mean.numel() == channels:
-        return mean.detach().float().cpu().view(1, channels, 1, 1)
-    if spec.get("dataset") == "cifar10" and channels == 3:
-        from ..models.wrappers import CIFAR10_MEAN
-        return torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)
-    return None
-
-
 # --- universal perturbations ------------------------------------------------------------------
 def is_universal(attack: Attack) -> bool:
     """Attacks fitted once on a set X (``fit(model, X)`` setting ``perturbation_``), then applied."""
@@ -189,54 +131,11 @@ def _fit_universal(attack, model, x, y=None) -> tuple[torch.Tensor, dict]:
     v = getattr(attack, "perturbation_", None)
     if not isinstance(v, torch.Tensor):
         raise InputError(f"{type(attack).__name__}.fit set no perturbation_ tensor")
-    info = {k.rstrip("_"): _jsonable(getattr(attack, k)) for k in ("passes_", "fooling_rate_", "history_")
+    info = {k.rstrip("_"): jsonable(getattr(attack, k)) for k in ("passes_", "fooling_rate_", "history_")
             if hasattr(attack, k)}
     info["seconds"] = time.perf_counter() - start
     info["fit_size"] = len(x)
     return v.detach().float().cpu(), info
-
-
-# --- records ------------------------------------------------------------------------------
-def _records(result: AttackResult, checks: dict, idx: list[int], mean, batch_start: int,
-             in_fit: torch.Tensor, store_images: bool) -> tuple[list[dict], list[dict], dict]:
-    n = len(idx)
-    att = result.attacked
-    n_att = int(att.sum())
-    seconds = torch.where(att, result.seconds / max(n_att, 1), 0.0)
-    x = result.x.detach().float().cpu()
-    r = (result.x_adv.detach().float().cpu() - x)
-    cols = {
-        "label": result.label, "pred": result.clean_label, "clean_conf": result.clean_confidence,
-        "attacked": att, "target": result.target, "success": result.success,
-        "adv_label": checks["adv_label"], "adv_conf": checks["adv_conf"], "verified": checks["verified"],
-        "q_label": checks["q_label"], "q_conf": checks["q_conf"], "verified_q": checks["verified_q"],
-        "quant_lost": checks["quant_lost"],
-        "l0": result.norms(0), "pixels": result.pixels_changed(), "l2": result.norms(2), "linf": result.norms(math.inf),
-        "x_l2": x.flatten(1).norm(dim=1), "x_linf": x.flatten(1).abs().amax(1),
-        "xc_l2": None if mean is None else (x - mean).flatten(1).norm(dim=1),
-        "xc_linf": None if mean is None else (x - mean).flatten(1).abs().amax(1),
-        "iterations": result.iterations, "seconds": seconds, "in_fit": in_fit,
-    }
-    lists = {k: (None if v is None else v.detach().cpu().tolist()) for k, v in cols.items()}
-    rows = []
-    for j, i in enumerate(idx):
-        row = {"idx": i, "batch": batch_start}
-        for k, v in lists.items():
-            row[k] = None if v is None else v[j]
-        rows.append(row)
-    per_sample = {k: v for k, v in result.extra.items() if isinstance(v, torch.Tensor) and v.shape[:1] == (n,)}
-    run_level = {k: v for k, v in result.extra.items() if k not in per_sample}
-    blobs = []
-    if store_images:
-        for j, i in enumerate(idx):
-            attacked_j = bool(att[j])
-            blobs.append({
-                "idx": i, "image": _store.encode_image(x[j].numpy()),
-                "adv": _store.encode_png(result.x_adv[j].detach().float().cpu().numpy()) if attacked_j else None,
-                "perturbation": _store.encode_array(r[j].numpy()) if attacked_j and bool(r[j].any()) else None,
-                "extra": _store.encode_extra({k: v[j].detach().cpu().numpy() for k, v in per_sample.items()}),
-            })
-    return rows, blobs, run_level
 
 
 def _short_params(attack: Attack) -> str:
@@ -267,12 +166,12 @@ def _warn_unfinished_sibling(st, run_id: str, config: dict) -> None:
     import warnings
 
     strip = lambda c: {k: v for k, v in c.items() if k != "batch_size"}  # noqa: E731
-    mine = json.dumps(_jsonable(strip(config)), sort_keys=True)
+    mine = json.dumps(jsonable(strip(config)), sort_keys=True)
     for r in st.runs():
         other = r["config"]
         if r["run_id"] == run_id or r["n_done"] >= r["n_total"] or "batch_size" not in other:
             continue
-        if json.dumps(_jsonable(strip({k: other.get(k) for k in config})), sort_keys=True) == mine:
+        if json.dumps(jsonable(strip({k: other.get(k) for k in config})), sort_keys=True) == mine:
             b = other["batch_size"]
             warnings.warn(f"{st.path} holds an unfinished run {r['run_id']} of the same attack at batch size {b}; "
                           f"this batch size starts a new run (batch_size={b}, --batch-size {b}, resumes that one)",
@@ -365,8 +264,8 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
             raise InputError(f"fit_size must be an integer in [1, {n}], got {fit_size!r}")
     elif fit_size is not None:
         raise InputError("fit_size applies to universal perturbations only")
-    st = store if isinstance(store, _store.Store) else _store.Store(":memory:" if store is None else store)
-    owns = not isinstance(store, _store.Store) and store is not None
+    st = store if isinstance(store, Store) else Store(":memory:" if store is None else store)
+    owns = not isinstance(store, Store) and store is not None
     try:
         return _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, classes, tgt,
                          batch_size=batch_size, seed=seed, fit_size=fit_size, device=device, progress=progress,
@@ -378,19 +277,12 @@ def evaluate(model: Any, attack: Any, data: Any = ("cifar10", "test", 1000), sto
 
 def _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, classes, tgt, *, batch_size, seed,
               fit_size, device, progress, store_images, title, shard=None, precision="float32") -> Run:
-    from .._version import __version__
-
     n = len(x)
     universal = is_universal(attack)
     from ..attacks.registry import name_of
     attack_name = name_of(attack)
-    attack_spec = {"name": attack_name, "class": f"{type(attack).__module__}.{type(attack).__qualname__}",
-                   "params": _jsonable(attack.identity_params())}
-    config = {"model": model_spec, "attack": attack_spec, "data": data_spec, "seed": seed,
-              "target": None if tgt is None else tensor_sha256(tgt), "fit_size": fit_size if universal else None,
-              "batch_size": batch_size, "version": __version__}
-    if precision != "float32":  # float32 runs keep the ids they had before precision existed
-        config["precision"] = precision
+    config = run_config(model_spec, attack, attack_name, data_spec, seed=seed, target=tgt,
+                        fit_size=fit_size if universal else None, batch_size=batch_size, precision=precision)
     run_id = run_hash(config)
     # a non-default batch size is in the title too, so `foolkit show` tells such runs apart
     batch_note = "" if batch_size == DEFAULT_BATCH_SIZE else f" batch={batch_size}"
@@ -404,7 +296,7 @@ def _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, c
         done = st.done_indices(run_id)
         x_dev = x.to(device)
         y_dev = None if y is None else y.to(device)
-        mean = _channel_mean(net, data_spec, x.shape[1])
+        mean = channel_mean(net, data_spec, x.shape[1])
         if universal:  # fitted once per run, stored, reloaded on resume
             blob = st.artifact(run_id, "universal_perturbation")
             if blob is None:
@@ -412,10 +304,10 @@ def _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, c
                 with torch.random.fork_rng(devices=[]), attack_precision(precision, device):
                     torch.manual_seed(seed)
                     v, info = _fit_universal(attack, net, x_dev[:fit_size], None if y_dev is None else y_dev[:fit_size])
-                st.set_artifact(run_id, "universal_fit", json.dumps(_jsonable(info)).encode())
-                st.set_artifact(run_id, "universal_perturbation", _store.encode_array(v.numpy()))
+                st.set_artifact(run_id, "universal_fit", json.dumps(jsonable(info)).encode())
+                st.set_artifact(run_id, "universal_perturbation", encode_array(v.numpy()))
             else:
-                v = torch.from_numpy(np.asarray(_store.decode(blob)))
+                v = torch.from_numpy(np.asarray(decode(blob)))
             attack.perturbation_ = v.to(device=device, dtype=x.dtype)
         # this call's images: the whole run, or the shard's batches (the shard is not in the run id)
         mine = set(range(n)) if shard is None else set(shard_indices(n, batch_size, shard))
@@ -441,12 +333,8 @@ def _evaluate(st, owns, net, model_spec, model_title, attack, x, y, data_spec, c
                                              start=start, base_seed=seed)
             checks = verify_in_parts(net, result, worked)  # in parts that fit, after an out-of-memory split
             in_fit = (ix < fit_size) if universal else torch.zeros(len(ix), dtype=torch.bool)
-            rows, blobs, run_level = _records(result, checks, todo, mean, start, in_fit, store_images)
-            artifacts = {f"extra/{key}/batch{start}": _store.encode_array(
-                value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value)
-                for key, value in run_level.items() if isinstance(value, (torch.Tensor, np.ndarray))}
-            if worked < len(todo):  # attacked in parts after an out-of-memory error
-                artifacts[f"oom/batch{start}"] = _store.encode_array(np.asarray(worked))
+            rows, blobs, run_level = batch_records(result, checks, todo, mean, start, in_fit, store_images)
+            artifacts = batch_artifacts(run_level, start, worked, len(todo))
             if st.insert_batch(run_id, rows, blobs, artifacts):
                 attacked_n += int(result.attacked.sum())
                 fooled += int(checks["verified"].sum())

@@ -36,7 +36,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     m = _SHARD.fullmatch(str(text))
     if not m:
         raise InputError(f"--shard must be K/N with 1 <= K <= N (e.g. 2/4), got {text!r}")
-    return check_shard((int(m.group(1)), int(m.group(2))))
+    shard = check_shard((int(m.group(1)), int(m.group(2))))
+    assert shard is not None  # a pair in, a pair out
+    return shard
 
 
 def in_shard(batch: int, shard: tuple[int, int] | None) -> bool:

@@ -1,4 +1,5 @@
-"""Attack one image and see the result: ``fk.attack_image`` (Python) and ``foolkit attack --image``.
+"""Attack one image: the workflow of ``fk.attack_image`` (:mod:`foolkit.report.single_image`, which
+draws it) and ``foolkit attack --image``.
 
 The photo is resized and centre-cropped to the model's input (the card's ``input_size``: 224
 for EfficientNet-Lite0, 32 for the CIFAR-10 models) the ImageNet way (shorter side to
@@ -26,24 +27,26 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..attacks.base import Attack, AttackResult, predict, validate_images
+from ..attacks.base import Attack, AttackResult, predict
+from ..attacks.checks import validate_images
+from ..data.classes import class_names
 from ..errors import InputError
 from ..runtime.model_state import eval_mode
 
 DEFAULT_IMAGE_MODEL = "imagenet/efficientnet-lite0"
 DEFAULT_CIFAR_MODEL = "cifar10/resnet20"
 DEFAULT_ATTACK = "deepfool"
-PARAM_PREFIX = "param__"  # attack parameters on args, as foolkit.commands.attack stores them
 
 # --------------------------------------------------------------------------- image input
-def _fmt_size(wh) -> str:
+def _fmt_size(wh: tuple[int, int]) -> str:
     return f"{wh[0]}x{wh[1]}"
 
 
@@ -102,8 +105,10 @@ def load_for_model(path: str | os.PathLike, size: int) -> tuple[torch.Tensor, di
 
 
 # --------------------------------------------------------------------------- model, attack, target
-def resolve_image_model(model, *, checkpoint=None, mean=None, std=None, input_size=None, classes=None,
-                        device="cpu", size: int | None = None):
+def resolve_image_model(model: Any, *, checkpoint: str | os.PathLike | None = None, mean: Any = None,
+                        std: Any = None, input_size: Any = None, classes: Any = None,
+                        device: str | torch.device = "cpu", size: int | None = None,
+                        default_classes: str | None = None) -> tuple[Any, int]:
     """The model of a one-image attack, from any source :func:`foolkit.models.sources.resolve_model`
     takes (registered name, ``.pt2``, ``file.py:function``, ``hf:DIR``, ``nn.Module``) or a
     :class:`~foolkit.models.sources.ResolvedModel`. -> ``(resolved, square input size)``.
@@ -111,12 +116,13 @@ def resolve_image_model(model, *, checkpoint=None, mean=None, std=None, input_si
     ``classes`` may also be ``"cifar10"`` / ``"imagenet"`` (those data sets' names); ``size``
     (an int) is ``input_size=(3, size, size)``. The photo is cropped to a square RGB image, so
     the model must take 3 x S x S input; its size must be known (card, export, or given).
+    ``default_classes`` (``"cifar10"``): those names for a model of as many classes that has none.
     """
     from ..models.sources import ResolvedModel, resolve_model
 
     named = None
     if isinstance(classes, str) and classes in ("cifar10", "imagenet"):
-        named, classes = tuple(_class_names(classes, None)), None
+        named, classes = class_names(classes), None
     if size is not None:
         if input_size is not None:
             raise InputError("give size= or input_size=, not both")
@@ -139,8 +145,11 @@ def resolve_image_model(model, *, checkpoint=None, mean=None, std=None, input_si
             raise InputError(f"{resolved.name} outputs {resolved.num_classes} classes, not the {len(named)} "
                              f"of the names given")
         resolved.classes = named
+    elif resolved.classes is None and default_classes is not None \
+            and len(class_names(default_classes)) == resolved.num_classes:
+        resolved.classes = class_names(default_classes)
     elif resolved.classes is None and resolved.dataset in ("cifar10", "imagenet"):
-        resolved.classes = tuple(_class_names(None, resolved.dataset))
+        resolved.classes = class_names(resolved.dataset)
     shape = resolved.input_size
     if shape is None:
         raise InputError(f"{resolved.name}: its input size is unknown; give it (--input-size 3,H,W, or size=)")
@@ -150,33 +159,7 @@ def resolve_image_model(model, *, checkpoint=None, mean=None, std=None, input_si
     return resolved, int(shape[1])
 
 
-def make_attack(attack, params: dict | None = None) -> Attack:
-    """An attack instance from an instance (params must be empty), a class or a registry name.
-
-    ``params`` values may be strings (command-line text, converted by the parameter's type)."""
-    params = dict(params or {})
-    if isinstance(attack, Attack):
-        if params:
-            raise InputError(f"attack parameters {sorted(params)} given with an attack instance; "
-                             f"pass them to its constructor instead")
-        return attack
-    if isinstance(attack, type) and issubclass(attack, Attack):
-        return attack(**params)
-    if not isinstance(attack, str):
-        raise InputError(f"attack must be a name, an Attack class or instance, got {type(attack).__name__}")
-    from ..attacks import registry
-
-    cls = registry.get(attack)
-    known = {p.name: p for p in registry.parameters(cls)}
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise InputError(f"{attack} has no parameter {', '.join(unknown)} (its parameters: "
-                         f"{', '.join(known) or 'none'})")
-    params = {k: registry.convert(known[k], v) if isinstance(v, str) else v for k, v in params.items()}
-    return cls(**params)
-
-
-def resolve_target(target, classes=None, num_classes: int | None = None) -> int | None:
+def resolve_target(target: Any, classes: Any = None, num_classes: int | None = None) -> int | None:
     """A class index from an int, a numeric string or a class name (case-insensitive)."""
     if target is None:
         return None
@@ -203,8 +186,11 @@ def resolve_target(target, classes=None, num_classes: int | None = None) -> int 
                 hint = f"; did you mean: {', '.join(near)}" if near else "; give a class index or an exact name"
                 raise InputError(f"unknown target class {text!r}{hint}")
             k = hits[0]
+    assert k is not None  # int(target), int(text) or hits[0]: every path above that does not raise sets it
     limit = num_classes if num_classes is not None else (len(classes) if classes else None)
     if k < 0 or (limit is not None and k >= limit):
+        if limit is None:  # only k < 0 gets here; building the message below would be a TypeError
+            raise InputError(f"target class {k} is out of range: class indices start at 0")
         raise InputError(f"target class {k} is out of range: the model has {limit} classes (0..{limit - 1})")
     return k
 
@@ -233,68 +219,159 @@ def apply_perturbation(model: nn.Module, x: torch.Tensor, v: torch.Tensor, *, na
         seconds=time.perf_counter() - start, attack_name=name, params=dict(params or {}))
 
 
-# --------------------------------------------------------------------------- the Python entry point
-def _class_names(classes, dataset):
-    from ..report.figures import resolve_classes
+# --------------------------------------------------------------------------- the workflow
+@dataclass
+class ImageJob:
+    """A one-image attack, loaded and checked, as :func:`attack_one_image` hands it to ``announce``
+    just before the attack: ``model`` a :class:`~foolkit.models.sources.ResolvedModel` (``spec``:
+    the model as asked for), ``x`` ``[1,3,S,S]`` in [0,1], ``info`` as ``result.extra["image"]``,
+    ``attack`` (None when ``universal``, a :class:`~foolkit.evaluation.universal_io.UniversalFile`,
+    is applied), ``target`` a class index or None."""
 
-    if classes is not None:
-        return resolve_classes(classes)
-    if dataset in ("cifar10", "imagenet"):
-        return resolve_classes(dataset)
-    return None
+    model: Any
+    spec: Any
+    x: torch.Tensor
+    info: dict
+    attack: Attack | None
+    universal: Any
+    target: int | None
 
 
-def attack_image(path: str | os.PathLike, model: str | nn.Module = DEFAULT_IMAGE_MODEL,
-                 attack: str | Attack = DEFAULT_ATTACK, *, target: int | str | None = None,
-                 checkpoint: str | os.PathLike | None = None, device: str | torch.device | None = None,
-                 classes=None, size: int | None = None, mean=None, std=None, precision: str | None = None,
-                 **params: Any) -> tuple[AttackResult, Any]:
-    """Attack one photo and draw the result.
+def _cifar_image(index: Any, resolved: Any, size: int, data: str | os.PathLike | None) -> tuple[torch.Tensor, dict, int]:
+    """Bundled (or ``data``) CIFAR-10 test image ``index`` -> ``(x [1,3,32,32], info, true label)``."""
+    from ..data.cifar10 import load as load_cifar
+
+    if resolved.dataset not in (None, "cifar10") or size != 32 or resolved.num_classes != 10:
+        raise InputError(f"--cifar-index needs a CIFAR-10 model (3x32x32 images, 10 classes); {resolved.name} "
+                         f"takes 3x{size}x{size} into {resolved.num_classes} classes")
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        try:
+            index = int(index)
+        except (TypeError, ValueError):
+            raise InputError(f"--cifar-index must be an integer, got {index!r}") from None
+    if index < 0:
+        raise InputError(f"--cifar-index must be >= 0, got {index}")
+    xs, ys = load_cifar("cifar10", "test", root=data)
+    if index >= len(xs):
+        raise InputError(f"--cifar-index {index} is out of range: the test images are 0..{len(xs) - 1}")
+    x, label = xs[index:index + 1].clone(), int(ys[index])
+    info = {"path": f"cifar10 test #{index}", "mode": "RGB", "original_size": (32, 32),
+            "resized_size": (32, 32), "crop_box": (0, 0, 32, 32),
+            "description": f"CIFAR-10 test image #{index} (32x32, true class "
+                           f"{class_names('cifar10')[label]}), used as is"}
+    return x, info, label
+
+
+def attack_one_image(path: str | os.PathLike | None = None, model: Any = None, attack: str | Attack = DEFAULT_ATTACK,
+                 *, cifar_index: int | None = None, perturbation: str | os.PathLike | None = None,
+                 target: int | str | None = None, checkpoint: str | os.PathLike | None = None,
+                 device: str | torch.device | None = None, classes: Any = None, size: int | None = None,
+                 input_size: Any = None, mean: Any = None, std: Any = None, precision: str | None = None,
+                 data: str | os.PathLike | None = None, out: str | os.PathLike | None = None, force: bool = False,
+                 progress: bool = False, announce: Callable[[ImageJob], None] | None = None,
+                 **params: Any) -> AttackResult:
+    """Attack one photo (or one CIFAR-10 test image, or apply a saved universal perturbation).
+
+    :func:`foolkit.attack_image` (:mod:`foolkit.report.single_image`) adds the figure.
 
     Args:
-        path: an image file (any format and colour mode Pillow reads).
+        path: an image file (any format and colour mode Pillow reads); or give ``cifar_index``.
         model: any model source :func:`foolkit.models.sources.resolve_model` takes: a
             registered name (its card gives the input size and the class names), ``net.pt2``,
             ``file.py:function``, ``hf:DIR``, an ``nn.Module`` (then pass ``size``), or a
-            :class:`~foolkit.models.sources.ResolvedModel`.
-        attack: a registry name (``"deepfool"``, ``"fgsm"``, ``"sparsefool"``, ...) or an instance.
+            :class:`~foolkit.models.sources.ResolvedModel`. Default: imagenet/efficientnet-lite0
+            for a photo, cifar10/resnet20 for ``cifar_index``, the file's model for ``perturbation``.
+        attack: a registry name (``"deepfool"``, ``"fgsm"``, ``"sparsefool"``, ...), class or instance.
+        cifar_index: attack CIFAR-10 test image N (the bundled 1,000, or ``data``'s) instead of ``path``.
+        perturbation: a file of :func:`foolkit.evaluation.universal_io.save_universal`, added to the
+            image instead of an attack (no ``params``, no ``target``).
         target: a class index or name for a targeted attack.
         checkpoint: a state_dict (``.pt`` or ``.safetensors``) for a registered name or a factory.
         device: where the model and the image go (``"cpu"``, ``"cuda"``, ``"cuda:N"``); None: an
             ``nn.Module``'s own device, else the CPU.
         classes: class names (a sequence, a file, or ``"cifar10"`` / ``"imagenet"``); default from the card.
-        size: the square input size S (the model takes 3 x S x S; default the card's or the export's).
+        size / input_size: the model's input, S (3 x S x S) or ``(3, S, S)`` / ``"3,S,S"`` (default the
+            card's or the export's).
         mean, std: the normalisation the network expects (foolkit applies it; the attack sees [0,1] pixels).
         precision: None/"float32", "bf16" or "fp16" for the attack's own passes (verified in float32).
-        **params: the attack's parameters (``norm="inf"``, ``eps=0.01``, ...).
+        out: the figure's file (checked here, before the attack; drawn by the caller): the
+            adversarial image is written beside it as a lossless 8-bit PNG (``<out>-adv.png``) and
+            read back (``result.extra["png"]``); an existing image is replaced only with ``force``
+            or when foolkit wrote it. None: nothing is written.
+        progress: show the elapsed time on a terminal (stderr) during the attack.
+        announce: called with the :class:`ImageJob` once all is loaded, just before the attack.
+        **params: the attack's parameters (``norm="inf"``, ``eps=0.01``, ...; text is converted).
 
     Returns:
-        ``(result, figure)``: the :class:`AttackResult` of the one image (``result.extra["image"]``
-        says how it was cropped, ``["description"]`` in one line; the figure's subtitle shows it)
-        and the figure of :func:`foolkit.show`. Nothing is printed.
+        the :class:`AttackResult` of the one image; ``result.extra``: ``"image"`` (how it was
+        cropped, ``["description"]`` in one line), ``"model"``, ``"classes"``, ``"target"``,
+        ``"true_label"`` (CIFAR-10, else None), and with ``out`` ``"figure"`` (its path) and
+        ``"png"``. Nothing is printed.
     """
-    from .oom import OomSplitter
+    from ..attacks import registry
+    from ..models.registry import card, list_models
     from ..runtime.machine import parse_device
-    from ..report.figures import show
+    from ..runtime.progress import elapsed_ticker
+    from .image_outputs import check_outputs, save_and_read_back
+    from .oom import OomSplitter
 
     if device is None:  # the model's own device
         module = getattr(model, "module", model)
         device = next((p.device for p in module.parameters()), "cpu") if isinstance(module, nn.Module) else "cpu"
-    device = parse_device(device)  # "cuda" without CUDA: a clear ValueError, not torch's assert
-    resolved, size = resolve_image_model(model, checkpoint=checkpoint, mean=mean, std=std, classes=classes,
-                                         device=device, size=size)
-    atk = make_attack(attack, params)
-    x, info = load_for_model(path, size)
-    names = resolved.classes
+    device = parse_device(device)  # "cuda" without CUDA: a clear error, not torch's assert
+    if path is not None and cifar_index is not None:
+        raise InputError("give either --image PATH or --cifar-index N, not both")
+    if path is None and cifar_index is None:
+        raise InputError("give an image: --image PATH or --cifar-index N (a bundled CIFAR-10 test image)")
+    universal = None
+    if perturbation is not None:
+        from .universal_io import load_universal
+        universal = load_universal(perturbation)
+        if params:
+            raise InputError("--perturbation applies a saved universal perturbation; attack parameters "
+                             f"({', '.join(sorted(params))}) do not apply to it")
+        if target is not None:
+            raise InputError("--perturbation: a universal perturbation is untargeted; drop --target")
+    if model is None:
+        model = universal.model if universal is not None and universal.model else (
+            DEFAULT_CIFAR_MODEL if cifar_index is not None else DEFAULT_IMAGE_MODEL)
+    if cifar_index is not None and input_size is None and size is None and isinstance(model, (str, nn.Module)):
+        if isinstance(model, str) and model in list_models() and card(model).dataset != "cifar10":
+            raise InputError(f"--cifar-index needs a CIFAR-10 model; {model} is a {card(model).dataset} model")
+        if not (isinstance(model, str) and model in list_models()):
+            input_size = (3, 32, 32)  # what a bundled CIFAR-10 image is, when the model does not say
+    # a bad model fails before any image is read
+    resolved, size = resolve_image_model(model, checkpoint=checkpoint, mean=mean, std=std, input_size=input_size,
+                                         classes=classes, device=device, size=size,
+                                         default_classes="cifar10" if cifar_index is not None else None)
+    true_label = None
+    if cifar_index is not None:
+        x, info, true_label = _cifar_image(cifar_index, resolved, size, data)
+    else:
+        assert path is not None  # exactly one of path and cifar_index, checked above
+        with warnings.catch_warnings():  # the description says it, in one line
+            warnings.filterwarnings("ignore", message=r".* is animated \(\d+ frames\)")
+            x, info = load_for_model(path, size)
+    atk = None if universal is not None else registry.create(attack, **registry.convert_params(attack, params))
+    paths = None if out is None else check_outputs(out, (path, perturbation, checkpoint), force)
     x = x.to(device)
-    tgt = resolve_target(target, names, resolved.num_classes)
-    # one image: nothing to split, but out of memory becomes one line naming what to change
-    result, _ = OomSplitter().attack(atk, resolved.module, x, target=tgt, precision=precision)
-    result.extra["image"] = info
-    result.extra["model"] = resolved.name
-    fig = show(result, 0, names, subtitle=f"{resolved.name}: {info['description']}")
-    return result, fig
+    tgt = resolve_target(target, resolved.classes, resolved.num_classes)
+    if announce is not None:
+        announce(ImageJob(model=resolved, spec=model, x=x, info=info, attack=atk, universal=universal, target=tgt))
+    if universal is not None:
+        result = apply_perturbation(resolved.module, x, universal.perturbation, name="UniversalPerturbation",
+                                    params={"norm": universal.card.get("norm"), "xi": universal.card.get("xi")})
+    else:
+        with elapsed_ticker(f"attacking with {type(atk).__name__}", enabled=progress):
+            # one image: nothing to split, but out of memory becomes one line naming what to change
+            result, _ = OomSplitter().attack(atk, resolved.module, x, target=tgt, precision=precision)
+    result.extra.update({"image": info, "model": resolved.name, "classes": resolved.classes, "target": tgt,
+                         "true_label": true_label})
+    if paths is not None:
+        result.extra["figure"] = str(paths[0])
+        save_and_read_back(result, resolved.module, paths[1], tgt)
+    return result
 
 
-__all__ = ["apply_perturbation", "attack_image", "describe_crop", "load_for_model", "make_attack",
+__all__ = ["ImageJob", "apply_perturbation", "attack_one_image", "describe_crop", "load_for_model",
            "resolve_image_model", "resolve_target"]

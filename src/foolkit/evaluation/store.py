@@ -1,127 +1,28 @@
 """The run store: one SQLite file (WAL mode) holding any number of runs and their per-sample records.
 
-Tables:
-    foolkit_meta(key, value)             marks the file as a foolkit store (and its schema version)
-    runs(run_id, title, config, ...)     one row per run; ``config`` is the JSON that was hashed
-    samples(run_id, idx, ...)            one row per image: labels, predictions, verification,
-                                         norms, iterations, seconds; UNIQUE(run_id, idx)
-    blobs(run_id, idx, ...)              the clean image, the 8-bit adversarial image (PNG), the
-                                         exact float32 perturbation and per-sample extra arrays
-                                         (zlib'd .npy / .npz); UNIQUE(run_id, idx)
-    artifacts(run_id, key, data)         run-level arrays (a universal perturbation)
-
-A batch's rows go in with one transaction (:meth:`Store.insert_batch`): after ``kill -9`` a
-batch is either all there or not at all. A file that is not SQLite, is corrupt, is locked, or is
-an SQLite database of something else raises :class:`StoreError` before anything is written.
+The tables and the bytes in them are :mod:`foolkit.evaluation.store_format`'s. A batch's rows go
+in with one transaction (:meth:`Store.insert_batch`): after ``kill -9`` a batch is either all
+there or not at all. A file that is not SQLite, is corrupt, is locked, or is an SQLite database
+of something else raises :class:`StoreError` before anything is written.
 """
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 import sqlite3
 import time
-import zlib
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
-import numpy as np
 from ..errors import StoreError
+from ..runtime.files import SQLITE_HEADER
+from .store_format import (APPLICATION_ID, ARTIFACT_UPSERT, BLOB_COLUMNS, BOOL_COLUMNS, SAMPLE_COLUMNS, SCHEMA,
+                           SCHEMA_VERSION, decode, sql_value)
 
-APPLICATION_ID = 0x466B5354  # "FkST" in the SQLite header
-SCHEMA_VERSION = "1"
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-# Per-sample columns after (run_id, idx): name -> SQL type.
-SAMPLE_COLUMNS: dict[str, str] = {
-    "label": "INTEGER NOT NULL", "pred": "INTEGER NOT NULL", "clean_conf": "REAL",
-    "attacked": "INTEGER NOT NULL", "target": "INTEGER",
-    "adv_label": "INTEGER NOT NULL", "adv_conf": "REAL",
-    "success": "INTEGER NOT NULL", "verified": "INTEGER NOT NULL",
-    "q_label": "INTEGER NOT NULL", "q_conf": "REAL", "verified_q": "INTEGER NOT NULL",
-    "quant_lost": "INTEGER NOT NULL",
-    "l0": "REAL", "pixels": "REAL", "l2": "REAL", "linf": "REAL",
-    "x_l2": "REAL", "x_linf": "REAL", "xc_l2": "REAL", "xc_linf": "REAL",
-    "iterations": "INTEGER", "seconds": "REAL", "in_fit": "INTEGER NOT NULL DEFAULT 0",
-    "batch": "INTEGER",
-}
-BLOB_COLUMNS = ("image", "adv", "perturbation", "extra")
-BOOL_COLUMNS = ("attacked", "success", "verified", "verified_q", "quant_lost", "in_fit")
-
-_SCHEMA = [
-    "CREATE TABLE foolkit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE runs (run_id TEXT PRIMARY KEY, title TEXT, config TEXT NOT NULL, n_total INTEGER NOT NULL, "
-    "created REAL NOT NULL, updated REAL NOT NULL, complete INTEGER NOT NULL DEFAULT 0)",
-    "CREATE TABLE samples (run_id TEXT NOT NULL REFERENCES runs(run_id), idx INTEGER NOT NULL, "
-    + ", ".join(f"{k} {v}" for k, v in SAMPLE_COLUMNS.items()) + ", UNIQUE (run_id, idx))",
-    "CREATE TABLE blobs (run_id TEXT NOT NULL REFERENCES runs(run_id), idx INTEGER NOT NULL, "
-    + ", ".join(f"{k} BLOB" for k in BLOB_COLUMNS) + ", UNIQUE (run_id, idx))",
-    "CREATE TABLE artifacts (run_id TEXT NOT NULL REFERENCES runs(run_id), key TEXT NOT NULL, data BLOB, "
-    "UNIQUE (run_id, key))",
-]
+T = TypeVar("T")
 
 
-_ARTIFACT_UPSERT = ("INSERT INTO artifacts (run_id, key, data) VALUES (?, ?, ?) "
-                    "ON CONFLICT (run_id, key) DO UPDATE SET data = excluded.data")
-
-
-
-
-# --- blob codecs ---------------------------------------------------------------------------
-def encode_array(a: np.ndarray) -> bytes:
-    """Exact, compressed: zlib of the ``.npy`` bytes (dtype and shape included)."""
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
-    return zlib.compress(buf.getvalue(), 6)
-
-
-def encode_png(img: np.ndarray) -> bytes:
-    """``[C,H,W]`` float in [0,1] (C = 1 or 3) -> 8-bit PNG of round(255 * clip(img))."""
-    from PIL import Image
-
-    u8 = np.clip(np.rint(np.asarray(img, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
-    arr = u8[0] if u8.shape[0] == 1 else u8.transpose(1, 2, 0)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
-
-
-def encode_image(img: np.ndarray) -> bytes:
-    """PNG when the image is exactly 8-bit (k/255, as CIFAR-10 is), else an exact float array."""
-    a = np.asarray(img, dtype=np.float32)
-    if a.ndim == 3 and a.shape[0] in (1, 3) and np.array_equal(np.float32(np.rint(a * 255)) / np.float32(255), a):
-        return encode_png(a)
-    return encode_array(a)
-
-
-def decode(blob: bytes | None) -> np.ndarray | dict | None:
-    """Inverse of the encoders: PNG -> float32 ``[C,H,W]`` in [0,1]; .npy -> array; .npz -> dict."""
-    if blob is None:
-        return None
-    blob = bytes(blob)
-    if blob.startswith(b"\x89PNG"):
-        from PIL import Image
-
-        arr = np.asarray(Image.open(io.BytesIO(blob)), dtype=np.float32) / np.float32(255)
-        return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()
-    raw = zlib.decompress(blob)
-    if raw.startswith(b"PK"):
-        with np.load(io.BytesIO(raw), allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    return np.load(io.BytesIO(raw), allow_pickle=False)
-
-
-def encode_extra(arrays: dict[str, np.ndarray]) -> bytes | None:
-    """Per-sample extra arrays (any shapes) -> zlib'd ``.npz``; None when empty."""
-    if not arrays:
-        return None
-    buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-    return zlib.compress(buf.getvalue(), 6)
-
-
-# --- the store ----------------------------------------------------------------------------
 def _one_line(text: str, limit: int = 300) -> str:
     """SQLite's messages (quick_check's especially) may span lines; the CLI shows one line."""
     line = " ".join(str(text).split())
@@ -184,7 +85,7 @@ class Store:
         timeout: seconds to wait for another process's lock before :class:`StoreError`.
     """
 
-    def __init__(self, path: str | os.PathLike, *, readonly: bool = False, timeout: float = 10.0):
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False, timeout: float = 10.0):
         self.path = str(path)
         self.readonly = readonly
         self.conn: sqlite3.Connection | None = None
@@ -227,13 +128,20 @@ class Store:
                     self.conn.execute("PRAGMA journal_mode = WAL")
                 self._create()
             if not readonly:
-                self.conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a killed process loses no commit
+                self._c.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a killed process loses no commit
         except StoreError:
             self.close()
             raise
         except sqlite3.DatabaseError as exc:
             self.close()
             raise self._error(exc) from exc
+
+    @property
+    def _c(self) -> sqlite3.Connection:
+        """The open connection; a closed store is a one-line :class:`StoreError`."""
+        if self.conn is None:
+            raise StoreError(f"{self.path} is closed")
+        return self.conn
 
     def _error(self, exc: Exception) -> StoreError:
         msg = _one_line(str(exc)) if str(exc) else type(exc).__name__
@@ -247,14 +155,14 @@ class Store:
 
     def _create(self) -> None:
         """Create the schema in an empty database, in one transaction."""
-        c = self.conn
+        c = self._c
         c.execute("BEGIN IMMEDIATE")
         try:
             if c.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:  # another process was first
                 c.execute("ROLLBACK")
                 self._check_existing()
                 return
-            for stmt in _SCHEMA:
+            for stmt in SCHEMA:
                 c.execute(stmt)
             c.execute("INSERT INTO foolkit_meta VALUES ('format', 'foolkit-run-store'), ('schema', ?)",
                       (SCHEMA_VERSION,))
@@ -268,7 +176,7 @@ class Store:
     def _check_existing(self) -> bool:
         """Check an SQLite file is an intact foolkit store; True when it is an empty database
         (no tables: it may become a store)."""
-        c = self.conn
+        c = self._c
         app_id = c.execute("PRAGMA application_id").fetchone()[0]
         tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not tables and app_id == 0:
@@ -289,6 +197,7 @@ class Store:
 
     # --- context management ---
     def close(self) -> None:
+        """Close the connection (again: no-op)."""
         if self.conn is not None:
             self.conn.close()
             self.conn = None
@@ -296,29 +205,29 @@ class Store:
     def __enter__(self) -> "Store":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _run_sql(self, sql: str, params: Iterable = ()) -> list:
+    def _run_sql(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         try:
-            return self.conn.execute(sql, tuple(params)).fetchall()
+            return self._c.execute(sql, tuple(params)).fetchall()
         except sqlite3.DatabaseError as exc:
             raise self._error(exc) from exc
 
     # --- runs ---
-    def ensure_run(self, run_id: str, config: dict, n_total: int, title: str) -> bool:
+    def ensure_run(self, run_id: str, config: dict[str, Any], n_total: int, title: str) -> bool:
         """Register a run (no-op when it exists). Returns True when it was created."""
         now = time.time()
         text = json.dumps(config, sort_keys=True)
         try:
-            cur = self.conn.execute(
+            cur = self._c.execute(
                 "INSERT INTO runs (run_id, title, config, n_total, created, updated) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (run_id) DO NOTHING", (run_id, title, text, int(n_total), now, now))
             return cur.rowcount == 1
         except sqlite3.DatabaseError as exc:
             raise self._error(exc) from exc
 
-    def runs(self) -> list[dict]:
+    def runs(self) -> list[dict[str, Any]]:
         """Every run: run_id, title, config (dict), n_total, n_done, created, updated, complete."""
         rows = self._run_sql(
             "SELECT r.run_id, r.title, r.config, r.n_total, r.created, r.updated, r.complete, "
@@ -326,22 +235,27 @@ class Store:
         return [{"run_id": r[0], "title": r[1], "config": json.loads(r[2]), "n_total": r[3], "created": r[4],
                  "updated": r[5], "complete": bool(r[6]), "n_done": r[7]} for r in rows]
 
-    def run(self, run_id: str) -> dict:
+    def run(self, run_id: str) -> dict[str, Any]:
+        """The run ``run_id``, or the one whose id starts with it (4 characters or more)."""
         for r in self.runs():
             if r["run_id"] == run_id or (len(run_id) >= 4 and r["run_id"].startswith(run_id)):
                 return r
         raise StoreError(f"no run {run_id!r} in {self.path}")
 
     def mark_complete(self, run_id: str) -> None:
+        """Mark the run as having every sample stored."""
         self._write(lambda c: c.execute("UPDATE runs SET complete = 1, updated = ? WHERE run_id = ?",
                                         (time.time(), run_id)))
 
     # --- samples ---
     def done_indices(self, run_id: str) -> set[int]:
+        """Indices of the run's stored samples."""
         return {r[0] for r in self._run_sql("SELECT idx FROM samples WHERE run_id = ?", (run_id,))}
 
-    def _write(self, fn) -> Any:
-        c = self.conn
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` in one ``BEGIN IMMEDIATE`` transaction, rolled back on any error;
+        an ``IntegrityError`` (a sample already stored) is raised as it is."""
+        c = self._c
         try:
             c.execute("BEGIN IMMEDIATE")
         except sqlite3.DatabaseError as exc:
@@ -361,7 +275,7 @@ class Store:
                 raise self._error(exc) from exc
             raise
 
-    def insert_batch(self, run_id: str, rows: list[dict], blobs: list[dict] | None = None,
+    def insert_batch(self, run_id: str, rows: list[dict[str, Any]], blobs: list[dict[str, Any]] | None = None,
                      artifacts: dict[str, bytes] | None = None) -> bool:
         """Insert a batch's records, blobs and run-level artifacts (key -> bytes) in one
         transaction: an interrupted run keeps all of a batch or none of it.
@@ -374,12 +288,12 @@ class Store:
         bcols = ["run_id", "idx", *BLOB_COLUMNS]
         bsql = f"INSERT INTO blobs ({', '.join(bcols)}) VALUES ({', '.join('?' * len(bcols))})"
 
-        def work(c):
-            c.executemany(sql, [(run_id, int(r["idx"]), *(_sql_value(r.get(k)) for k in SAMPLE_COLUMNS)) for r in rows])
+        def work(c: sqlite3.Connection) -> None:
+            c.executemany(sql, [(run_id, int(r["idx"]), *(sql_value(r.get(k)) for k in SAMPLE_COLUMNS)) for r in rows])
             if blobs:
                 c.executemany(bsql, [(run_id, int(b["idx"]), *(b.get(k) for k in BLOB_COLUMNS)) for b in blobs])
             if artifacts:
-                c.executemany(_ARTIFACT_UPSERT, [(run_id, key, data) for key, data in artifacts.items()])
+                c.executemany(ARTIFACT_UPSERT, [(run_id, key, data) for key, data in artifacts.items()])
             c.execute("UPDATE runs SET updated = ? WHERE run_id = ?", (time.time(), run_id))
 
         try:
@@ -388,7 +302,7 @@ class Store:
             return False
         return True
 
-    def samples(self, run_id: str) -> list[dict]:
+    def samples(self, run_id: str) -> list[dict[str, Any]]:
         """Per-sample records of a run, ordered by index (booleans as bool, NULL as None)."""
         cols = ["idx", *SAMPLE_COLUMNS]
         rows = self._run_sql(f"SELECT {', '.join(cols)} FROM samples WHERE run_id = ? ORDER BY idx", (run_id,))
@@ -400,7 +314,7 @@ class Store:
             out.append(d)
         return out
 
-    def blobs(self, run_id: str, indices: Iterable[int] | None = None) -> dict[int, dict]:
+    def blobs(self, run_id: str, indices: Iterable[int] | None = None) -> dict[int, dict[str, Any]]:
         """Decoded blobs: idx -> {"image", "adv", "perturbation", "extra"} (None where absent)."""
         if indices is None:
             rows = self._run_sql(f"SELECT idx, {', '.join(BLOB_COLUMNS)} FROM blobs WHERE run_id = ? ORDER BY idx",
@@ -419,29 +333,22 @@ class Store:
         """Whether any sample of the run stored the extra array ``key`` (reads at most 50 rows)."""
         for (blob,) in self._run_sql("SELECT extra FROM blobs WHERE run_id = ? AND extra IS NOT NULL LIMIT 50",
                                      (run_id,)):
-            if key in (decode(blob) or {}):
+            extra = decode(blob)
+            if isinstance(extra, dict) and key in extra:
                 return True
         return False
 
     # --- artifacts ---
     def set_artifact(self, run_id: str, key: str, data: bytes) -> None:
-        self._write(lambda c: c.execute(_ARTIFACT_UPSERT, (run_id, key, data)))
+        """Store (or replace) the run-level bytes ``key``."""
+        self._write(lambda c: c.execute(ARTIFACT_UPSERT, (run_id, key, data)))
 
     def artifact(self, run_id: str, key: str) -> bytes | None:
+        """The run-level bytes ``key``; None when absent."""
         rows = self._run_sql("SELECT data FROM artifacts WHERE run_id = ? AND key = ?", (run_id, key))
         return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def artifact_keys(self, run_id: str) -> list[str]:
+        """The run's artifact keys, sorted."""
         return [r[0] for r in self._run_sql("SELECT key FROM artifacts WHERE run_id = ? ORDER BY key", (run_id,))]
 
-
-def _sql_value(v: Any) -> Any:
-    if v is None:
-        return None
-    if isinstance(v, (bool, np.bool_)):
-        return int(v)
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    return v

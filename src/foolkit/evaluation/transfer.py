@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..attacks.base import predict, validate_images
+from ..attacks.base import predict
+from ..attacks.checks import validate_images
 from ..errors import InputError
 from ..runtime.model_state import eval_mode
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,13 +27,12 @@ from typing import Any
 import torch
 
 from ..runtime.files import atomic_path
-from ..data.safe_load import describe_load_error
+from ..data.safe_load import describe_load_error, load_weights_only
 from ..errors import InputError, UniversalFileError
+from ..norms import parse_norm
 
 FORMAT = "foolkit.universal"
 VERSION = 1
-
-
 
 
 @dataclass
@@ -55,7 +53,7 @@ class UniversalFile:
         """One line: model, norm, radius, fooling rates, date."""
         c = self.card
         p = c.get("norm")
-        norm = "inf" if isinstance(p, float) and math.isinf(p) else f"{p:g}" if isinstance(p, float) else str(p)
+        norm = norm_text(p) if p in (2.0, math.inf) else str(p)
         xi = c.get("xi")
         xi_txt = f"{xi:.4g} ({255 * xi:.3g}/255)" if isinstance(xi, (int, float)) else "?"
         rates = c.get("fooling_rates") or {}
@@ -102,8 +100,9 @@ def check_within_radius(v: torch.Tensor, norm: float, xi: float, where: str, err
                     f"its card states ({name} <= {xi:.6g}); refusing to use it")
 
 
-def _norm_text(norm: Any) -> str:
-    from ..norms import parse_norm
+def norm_text(norm: Any) -> str:
+    """A universal perturbation's norm as its card writes it: ``"2"`` or ``"inf"`` (2 or inf, as a
+    number or text that :func:`foolkit.norms.parse_norm` reads; any other raises ``InputError``)."""
     return "inf" if math.isinf(parse_norm(norm, allowed=(2.0, math.inf))) else "2"
 
 
@@ -128,8 +127,8 @@ def save_universal(path: str | os.PathLike, perturbation: torch.Tensor, *, model
         raise InputError(f"perturbation must have shape [1,C,H,W] or [C,H,W], got {tuple(perturbation.shape)}")
     if not torch.isfinite(v).all():
         raise InputError("perturbation contains NaN or Inf values")
-    check_within_radius(v, math.inf if _norm_text(norm) == "inf" else 2.0, xi, f"cannot save {path}")
-    info = {"model": str(model), "norm": _norm_text(norm), "xi": float(xi),
+    check_within_radius(v, math.inf if norm_text(norm) == "inf" else 2.0, xi, f"cannot save {path}")
+    info = {"model": str(model), "norm": norm_text(norm), "xi": float(xi),
             "input_size": int(v.shape[-1]), "shape": list(v.shape),
             "fooling_rates": _plain(dict(fooling_rates or {})),
             "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
@@ -162,9 +161,7 @@ def load_universal(path: str | os.PathLike) -> UniversalFile:
     if path.is_dir():
         raise UniversalFileError(f"{path} is a directory, not a universal perturbation file")
     try:
-        with warnings.catch_warnings():  # torch's note on an old pickle protocol: the error below says it
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            data = torch.load(path, map_location="cpu", weights_only=True)
+        data = load_weights_only(path)
     except Exception as exc:
         raise UniversalFileError(f"cannot read universal perturbation {path}: not a weights-only PyTorch file "
                                  f"(corrupt, truncated or pickled objects): {describe_load_error(exc)}") from None

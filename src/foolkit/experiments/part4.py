@@ -12,17 +12,21 @@ SparseFool, One Pixel, FGSM on each model, through the engine), ``analyse`` meas
   (cifar10/resnet20_advfgsm) against its base model, judged in ``part4_advtrain``.
 
 Everything lands in ``entry["part4"]`` (JSON); ``check`` judges the claims with the statistics
-of ``verdicts`` (``Z`` standard errors, ties inconclusive); ``blocks`` renders the section.
+of ``stats`` (``Z`` standard errors, ties inconclusive); ``blocks`` renders the section.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from .specs_part4 import FGSM_EPS, GROWTH_ATTACKS
-from .verdicts import Z, _not_checkable, _pm, _verdict, binomial_se, combine, compare, fmt
+from .specs_stronger_part4 import FGSM_EPS, GROWTH_ATTACKS
+from .stats import binomial_se, combine, compare, fmt, margin_text, not_checkable, outcome_word, se_of, verdict
+from . import Claim, Experiment
+from .plan import Task
+from .tasks import Context, measure_run
 
 RECOVERY_SHARE = 0.5  # "a large share": more than half
 AMPLIFIED = 2.0  # the report names the first stage where the adversarial/random growth ratio reaches this
@@ -46,7 +50,7 @@ def _pairs(store: str, run_id: str) -> tuple[torch.Tensor, torch.Tensor, torch.T
     return x, x_adv.clamp(0, 1), torch.tensor([int(r["label"]) for r in keep])
 
 
-def growth_summary(table) -> dict:
+def growth_summary(table: Any) -> dict:
     """JSON summary of a ``GrowthTable``: per-stage medians and, at the first stage, the mean
     log ratio adversarial/random per image and its standard error (the claim's statistic)."""
     rows = table.rows()
@@ -65,23 +69,14 @@ def _advtrained() -> list[str]:
     return list(advtrained())
 
 
-def _attack_point(model, attack: str, params: dict, data, ctx, title: str) -> dict:
-    from ..evaluation import metrics as _metrics
-    from ..evaluation import runner
-    from .verdicts import derive, sample_errors
-    run = runner.evaluate(model, attack, data, store=ctx.store, device=ctx.device, attack_params=params, title=title)
-    records = run.records()
-    return {"run_id": run.run_id, "metrics": derive({}, _metrics.compute(records)),
-            "se": sample_errors(records, list(run.config["data"].get("shape", [])))}
-
-
-def analyse(exp, entry: dict, ctx, tasks: list, results: dict) -> None:
+def analyse(exp: Experiment, entry: dict, ctx: Context, tasks: list[Task], results: dict) -> None:
     """Fill ``entry["part4"]`` (see the module docstring)."""
     from ..analysis import layer_growth, lipschitz_bounds
     from ..attacks.base import predict
     from ..data import load
     from ..defenses import Acquisition, quantize
-    from ..evaluation.store import Store, decode
+    from ..evaluation.store import Store
+    from ..evaluation.store_format import decode
 
     out: dict = {"models": {}, "advtrained": _advtrained()}
     choices = {t.choice.label: (t.choice, t) for t in tasks}
@@ -126,7 +121,7 @@ def analyse(exp, entry: dict, ctx, tasks: list, results: dict) -> None:
             through = predict(Acquisition(model, seed=0), x[clean])[0] == y[clean] if clean.any() else torch.zeros(0)
         m["acquisition_clean_accuracy"] = {"rate": float(through.float().mean()) if len(through) else None,
                                            "n": int(clean.sum())}
-        data = task_data(ctx, n)
+        data = ctx.cifar10_test(n)
         cal = x_all[-CALIBRATION:] if len(x_all) >= n + CALIBRATION else x_all[n:]
         m["quant"] = {}
         for bits in QUANT_BITS:
@@ -134,30 +129,30 @@ def analyse(exp, entry: dict, ctx, tasks: list, results: dict) -> None:
             acc = float((predict(qm, x)[0] == y).float().mean())
             m["quant"][str(bits)] = {
                 "accuracy": acc,
-                "deepfool": _attack_point(qm, "deepfool", {"norm": 2}, data, ctx, f"{label} {bits}-bit deepfool"),
-                "fgsm": _attack_point(qm, "fgsm", {"eps": FGSM_EPS, "clip": True}, data, ctx, f"{label} {bits}-bit fgsm")}
+                "deepfool": measure_run(qm, "deepfool", {"norm": 2}, data, ctx, f"{label} {bits}-bit deepfool")[0],
+                "fgsm": measure_run(qm, "fgsm", {"eps": FGSM_EPS, "clip": True}, data, ctx,
+                                    f"{label} {bits}-bit fgsm")[0]}
         full = {p["attack"]: p for p in entry["points"] if p["model"] == label}
         m["quant"]["full"] = {"accuracy": float(clean.float().mean()),
                               **{a: {k: full[a][k] for k in ("run_id", "metrics", "se")} for a in ("deepfool", "fgsm")
                                  if a in full}}
         out["models"][label] = m
+    from .part4_ortho import measure as measure_ortho
+    n = max((t.n for t in tasks), default=0)
+    cal = x_all[-CALIBRATION:] if len(x_all) >= n + CALIBRATION else x_all[n:]
+    out["ortho"] = measure_ortho(ctx, x_all[:n], y_all[:n], ctx.cifar10_test(n), cal, QUANT_BITS, FGSM_EPS)
     from .part4_advtrain import measure
-    out["advtrain"] = measure(ctx, tasks, task_data(ctx, max((t.n for t in tasks), default=0)))
+    out["advtrain"] = measure(ctx, tasks, ctx.cifar10_test(max((t.n for t in tasks), default=0)))
     entry["part4"] = out
 
 
-def task_data(ctx, n: int):
-    return ("cifar10", "test", n, ctx.data_root) if ctx.data_root else ("cifar10", "test", n)
-
-
 # ------------------------------------------------------------------------------ verdicts
-def _rate_outcome(rate, n, threshold) -> int:
+def _rate_outcome(rate: float, n: int, threshold: float) -> int:
     return compare(rate, binomial_se(rate, n), threshold, 0.0, "fooling_rate")
 
 
 def _quant_parts(q: dict, bits: str) -> tuple[list[int], list[str]]:
     """More vulnerable = smaller DeepFool ρ̂2 (centred) or a higher FGSM fooling rate, beyond the noise."""
-    from .verdicts import se_of
     full, qq = q.get("full") or {}, q.get(bits) or {}
     outcomes, parts = [], []
     for attack, quantity, sign in (("deepfool", "rho_2_centered", -1), ("fgsm", "fooling_rate", 1)):
@@ -167,19 +162,19 @@ def _quant_parts(q: dict, bits: str) -> tuple[list[int], list[str]]:
         va, vb = a["metrics"][quantity], b["metrics"][quantity]
         o = sign * compare(vb, se_of(quantity, b), va, se_of(quantity, a), quantity)
         outcomes.append(o)
-        parts.append(f"{attack} {quantity}: full {fmt(va, quantity)}{_pm(se_of(quantity, a), quantity)}, "
-                     f"{bits}-bit {fmt(vb, quantity)}{_pm(se_of(quantity, b), quantity)}"
-                     + {1: "", 0: " [within noise]", -1: " [against]"}[o])
+        parts.append(f"{attack} {quantity}: full {fmt(va, quantity)}{margin_text(se_of(quantity, a), quantity)}, "
+                     f"{bits}-bit {fmt(vb, quantity)}{margin_text(se_of(quantity, b), quantity)}"
+                     + outcome_word(o))
     return outcomes, parts
 
 
-def check(exp, claim, entry: dict, results: dict) -> dict:
+def check(exp: Experiment, claim: Claim, entry: dict, results: dict) -> dict:
     """Verdicts on the Part IV claims (``claim.quantity``: ``first_layer:<attack>``,
     ``recovery:<attack>``, ``quant:8|4|ortho``, ``advtrain``). Parts over models combine as
     everywhere: any part against fails, all parts for hold, else inconclusive."""
     data = entry.get("part4")
     if not data:
-        return _not_checkable("Part IV analysis not run")
+        return not_checkable("Part IV analysis not run")
     kind, _, arg = claim.quantity.partition(":")
     models = data.get("models", {})
     outcomes, parts = [], []
@@ -192,11 +187,11 @@ def check(exp, claim, entry: dict, results: dict) -> dict:
             outcomes.append(o)
             parts.append(f"{model.split('/')[-1]}: first stage ({g['layers'][0]}) adversarial/random growth "
                          f"{math.exp(g['first_log_ratio']):.3g} (geometric mean of {g['n']} images; log "
-                         f"{g['first_log_ratio']:.3g}{_pm(g['first_log_se'], '')}), first stage with ratio >= "
-                         f"{AMPLIFIED:g}: {g['first_amplified']}" + {1: "", 0: " [within noise]", -1: " [against]"}[o])
+                         f"{g['first_log_ratio']:.3g}{margin_text(g['first_log_se'], '')}), first stage with ratio >= "
+                         f"{AMPLIFIED:g}: {g['first_amplified']}" + outcome_word(o))
         if not outcomes:
-            return _not_checkable(f"no adversarial pairs of {arg} measured"
-                                  + (" (universal-l2 did not run in this call)" if arg == "universal" else ""))
+            return not_checkable(f"no adversarial pairs of {arg} measured"
+                                 + (" (universal-l2 did not run in this call)" if arg == "universal" else ""))
     elif kind == "recovery":
         for model, m in models.items():
             r = m.get("recovery", {}).get(arg)
@@ -205,29 +200,29 @@ def check(exp, claim, entry: dict, results: dict) -> dict:
             o = _rate_outcome(r["rate"], r["n"], RECOVERY_SHARE)
             outcomes.append(o)
             parts.append(f"{model.split('/')[-1]}: {fmt(r['rate'], 'fooling_rate')}"
-                         f"{_pm(binomial_se(r['rate'], r['n']), 'fooling_rate')} of {r['n']} recovered (wanted > "
-                         f"{100 * RECOVERY_SHARE:.0f} %)" + {1: "", 0: " [within noise]", -1: " [against]"}[o])
+                         f"{margin_text(binomial_se(r['rate'], r['n']), 'fooling_rate')} of {r['n']} recovered (wanted > "
+                         f"{100 * RECOVERY_SHARE:.0f} %)" + outcome_word(o))
         if not outcomes:
-            return _not_checkable(f"no adversarial images of {arg} measured"
-                                  + (" (universal-l2 did not run in this call)" if arg == "universal" else ""))
+            return not_checkable(f"no adversarial images of {arg} measured"
+                                 + (" (universal-l2 did not run in this call)" if arg == "universal" else ""))
     elif kind == "quant":
         if arg == "ortho":
-            return _not_checkable("no orthogonality-regularised model registered (train one with foolkit train "
-                                  "--ortho-beta B --init-from ...)")
+            from .part4_ortho import check as check_ortho
+            return check_ortho(data, QUANT_BITS)
         for model, m in models.items():
-            o, p = _quant_parts(m.get("quant", {}), arg)
-            if o:
-                outcomes.append({True: 1, None: 0, False: -1}[combine_any(o)])
+            q_outcomes, q_parts = _quant_parts(m.get("quant", {}), arg)
+            if q_outcomes:
+                outcomes.append({True: 1, None: 0, False: -1}[combine_any(q_outcomes)])
                 parts.append(f"{model.split('/')[-1]} (clean accuracy full {fmt(m['quant']['full']['accuracy'], 'accuracy')}, "
-                             f"{arg}-bit {fmt(m['quant'][arg]['accuracy'], 'accuracy')}): " + ", ".join(p))
+                             f"{arg}-bit {fmt(m['quant'][arg]['accuracy'], 'accuracy')}): " + ", ".join(q_parts))
         if not outcomes:
-            return _not_checkable(f"{arg}-bit quantization not measured")
+            return not_checkable(f"{arg}-bit quantization not measured")
     elif kind == "advtrain":
         from .part4_advtrain import check as check_advtrain
         return check_advtrain(data)
     else:
         return {"verdict": "error", "measured": "", "reason": f"unknown Part IV quantity {claim.quantity}"}
-    return _verdict(combine(outcomes), "; ".join(parts))
+    return verdict(combine(outcomes), "; ".join(parts))
 
 
 def combine_any(outcomes: list[int]) -> bool | None:
@@ -241,7 +236,7 @@ def combine_any(outcomes: list[int]) -> bool | None:
 
 
 # ------------------------------------------------------------------------------ report
-def blocks(exp, entry: dict, results: dict, store: str, out: Path) -> list[tuple]:
+def blocks(exp: Experiment, entry: dict, results: dict, store: str, out: Path) -> list[tuple]:
     data = entry.get("part4")
     if not data:
         return [("p", f"Ours: {entry.get('status', 'not run in this mode')}.")]
@@ -280,12 +275,13 @@ def blocks(exp, entry: dict, results: dict, store: str, out: Path) -> list[tuple
     b.append(("h3", "Quantization (13.2.3): full precision against 8 and 4 bits", f"{exp.id}-quant"))
     rows = []
     for model, m in data["models"].items():
-        for key in ("full", *map(str, QUANT_BITS)):
-            q = m["quant"].get(key) or {}
-            df, fg = (q.get("deepfool") or {}).get("metrics", {}), (q.get("fgsm") or {}).get("metrics", {})
-            rows.append([model, key if key == "full" else f"{key}-bit", fmt(q.get("accuracy"), "accuracy"),
-                         fmt(df.get("rho_2_centered")), fmt(df.get("fooling_rate"), "fooling_rate"),
-                         fmt(fg.get("fooling_rate"), "fooling_rate")])
+        rows += _quant_rows(model, m["quant"])
+    for model, e in (data.get("ortho") or {}).items():
+        tag = f"{model} (orthogonality-regularised, β {e['beta']:g})"
+        if e.get("error"):
+            rows.append([tag, f"failed: {e['error']}", "", "", "", ""])
+            continue
+        rows += _quant_rows(tag, e["quant"])
     b.append(("table", ["model", "precision", "clean accuracy", "DeepFool ρ̂2", "DeepFool fooling rate",
                         f"FGSM (eps {FGSM_EPS}) fooling rate"], rows))
     b.append(("h3", "Adversarial training (13.2.2): every attack on the FGSM-trained model and its base",
@@ -301,11 +297,23 @@ def blocks(exp, entry: dict, results: dict, store: str, out: Path) -> list[tuple
     return b
 
 
+def _quant_rows(tag: str, quant: dict) -> list[list[str]]:
+    """The quantization table's rows of one model: full precision, then each bit width."""
+    rows = []
+    for key in ("full", *map(str, QUANT_BITS)):
+        q = quant.get(key) or {}
+        df, fg = (q.get("deepfool") or {}).get("metrics", {}), (q.get("fgsm") or {}).get("metrics", {})
+        rows.append([tag, key if key == "full" else f"{key}-bit", fmt(q.get("accuracy"), "accuracy"),
+                     fmt(df.get("rho_2_centered")), fmt(df.get("fooling_rate"), "fooling_rate"),
+                     fmt(fg.get("fooling_rate"), "fooling_rate")])
+    return rows
+
+
 def _growth_png(model: str, growth: dict, out: Path) -> str:
-    from ..report.plots import _figure
-    from .render import _save
+    from ..report.figures import new_figure
+    from .report_figures import save_figure
     layers = next(iter(growth.values()))["layers"]
-    fig = _figure(max(6.0, 0.45 * len(layers)), 3.6)
+    fig = new_figure(max(6.0, 0.45 * len(layers)), 3.6)
     ax = fig.add_subplot(1, 1, 1)
     for attack, g in growth.items():
         ax.plot(range(len(g["ratio"])), g["ratio"], marker="o", label=f"{attack} ({g['n']} pairs)")
@@ -316,4 +324,4 @@ def _growth_png(model: str, growth: dict, out: Path) -> str:
     ax.set_ylabel("median growth ratio, adversarial / random")
     ax.set_title(f"{model}: where the adversarial perturbation is amplified", fontsize=9)
     ax.legend(fontsize=7)
-    return _save(fig, out / "figures" / f"part-iv-growth-{model.replace('/', '_')}.png")
+    return save_figure(fig, out / "figures" / f"part-iv-growth-{model.replace('/', '_')}.png")

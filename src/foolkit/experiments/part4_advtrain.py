@@ -18,9 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
+from typing import Any
 
-from .specs_part4 import ADVTRAIN_RUNS, PART_IV_ID
-from .verdicts import Z, _pm, binomial_se, combine, compare, fmt
+from .model_map import Choice, registered_cards
+from .plan import Task, task_cost
+from .specs_stronger_part4 import ADVTRAIN_RUNS, PART_IV_ID
+from .stats import Z, binomial_se, combine, compare, fmt, margin_text, not_checkable, outcome_word, verdict
+from .tasks import Context, measure_run
 
 VULNERABLE = 0.5  # "vulnerable": the attack still fools more than half the attacked images within its budget
 BALL_SLACK = 1e-6  # float rounding of ||r||_inf at the edge of the eps ball
@@ -34,17 +39,11 @@ def advtrained() -> dict[str, dict]:
     """Registered models whose card says they were adversarially trained -> {"base": the model
     they were fine-tuned from (read from the card's recipe; cifar10/resnet20 when it names none),
     "eps": the training FGSM step in [0,1] pixels (None when the card has none)}."""
-    from ..models import registry
     out = {}
-    for name in registry.list_models():
-        try:
-            card = registry.card(name)
-        except Exception:
-            continue
+    for name, card, extra in registered_cards():
         text = " ".join(str(v) for v in vars(card).values()).lower()
         if "adversarial training" not in text and "adversarially trained" not in text:
             continue
-        extra = getattr(card, "extra", {}) or {}
         found = re.search(r"from ([\w.-]+/[\w.-]+)", str((extra.get("training") or {}).get("recipe", ""))
                           + " " + card.architecture)
         eps = (extra.get("defense") or {}).get("eps")
@@ -53,24 +52,26 @@ def advtrained() -> dict[str, dict]:
     return out
 
 
-def runs(tasks: list) -> list[tuple[str, str, dict]]:
+def runs(tasks: list[Task]) -> list[tuple[str, str, dict]]:
     """(label, attack, params) of the comparison: ``ADVTRAIN_RUNS``, where params None take the
     parameters of ``part-iv``'s run of that attack in this plan (its size's settings)."""
     from . import get
     out = []
-    for label, attack, params in ADVTRAIN_RUNS:
-        if params is None:
+    for label, attack, own in ADVTRAIN_RUNS:
+        params: Mapping[str, Any]
+        if own is None:
             task = next((t for t in tasks if t.attack == attack), None)
             params = dict(task.params) if task is not None else next(
                 r.params for r in get(PART_IV_ID).runs if r.attack == attack)
+        else:
+            params = own
         out.append((label, attack, dict(params)))
     return out
 
 
-def estimate_ms(tasks: list) -> float:
+def estimate_ms(tasks: list[Task]) -> float:
     """Planned ms of the comparison's runs not already among ``tasks`` (the planner's costs; a
     fine-tuned model costs what its base does: the same architecture)."""
-    from .reproduce import Choice, task_cost
     if not tasks:
         return 0.0
     t0, total = tasks[0], 0.0
@@ -84,23 +85,18 @@ def estimate_ms(tasks: list) -> float:
     return total
 
 
-def _point(model: str, attack: str, params: dict, data, ctx, title: str, eps: float | None) -> dict:
+def _point(model: str, attack: str, params: dict, data: Any, ctx: Context, title: str, eps: float | None) -> dict:
     """One run through the engine and store -> run id, metrics, standard errors and the share of
     attacked images fooled inside the eps ball (``within``)."""
-    from ..evaluation import metrics as _metrics
-    from ..evaluation import runner
-    from .verdicts import derive, sample_errors
-    run = runner.evaluate(model, attack, data, store=ctx.store, device=ctx.device, attack_params=params, title=title)
-    records = run.records()
+    point, records = measure_run(model, attack, params, data, ctx, title)
     attacked = [r for r in records if r["attacked"]]
     inside = sum(1 for r in attacked if r["success"] and r["verified"] and eps is not None
                  and r["linf"] is not None and float(r["linf"]) <= eps + BALL_SLACK)
-    return {"run_id": run.run_id, "metrics": derive({}, _metrics.compute(records)),
-            "se": sample_errors(records, list(run.config["data"].get("shape", []))),
-            "within": {"rate": inside / len(attacked) if attacked and eps is not None else None, "n": len(attacked)}}
+    point["within"] = {"rate": inside / len(attacked) if attacked and eps is not None else None, "n": len(attacked)}
+    return point
 
 
-def measure(ctx, tasks: list, data) -> dict:
+def measure(ctx: Context, tasks: list[Task], data: Any) -> dict:
     """Every run of ``runs(tasks)`` on each adversarially trained model and on its base; a model
     that fails (e.g. its checkpoint is missing) records its error instead of losing the section."""
     out = {}
@@ -145,13 +141,13 @@ def _model_outcome(entry: dict) -> tuple[int | None, list[str]]:
         outcomes.append(o)
         where = "fooled" if JUDGED[label] == "own" else f"fooled within ||r||inf <= {eps:.4g}"
         b = budgeted(base, label)
-        text = (f"{label}: {fmt(rate, 'fooling_rate')}{_pm(se, 'fooling_rate')} of {n} {where} "
+        text = (f"{label}: {fmt(rate, 'fooling_rate')}{margin_text(se, 'fooling_rate')} of {n} {where} "
                 f"(base {fmt(b, 'fooling_rate')}; wanted >= {100 * VULNERABLE:.0f} %)")
         q = RHO.get(label)
         if q and base["metrics"].get(q) and adv["metrics"].get(q) is not None:
             rb, ra = base["metrics"][q], adv["metrics"][q]
             text += f", ρ̂ {fmt(rb)} -> {fmt(ra)} (x{ra / rb:.2f})"
-        parts.append(text + {1: "", 0: " [within noise]", -1: " [against]"}[o])
+        parts.append(text + outcome_word(o))
     for r in entry.get("runs", []):
         if r["attack"] == "fgsm":
             fb, fa = r["base"]["metrics"].get("fooling_rate"), r["adv"]["metrics"].get("fooling_rate")
@@ -166,14 +162,13 @@ def _model_outcome(entry: dict) -> tuple[int | None, list[str]]:
 
 def check(data: dict) -> dict:
     """The ``advtrain`` claim's verdict from ``entry["part4"]`` (models combine as everywhere)."""
-    from .verdicts import _not_checkable, _verdict
     measured = data.get("advtrain") or {}
     if not data.get("advtrained"):
-        return _not_checkable("no adversarially trained model registered (foolkit train --adversarial fgsm "
-                              "--init-from ... makes one)")
+        return not_checkable("no adversarially trained model registered (foolkit train --adversarial fgsm "
+                             "--init-from ... makes one)")
     if not measured:
-        return _not_checkable(f"adversarially trained models registered ({', '.join(data['advtrained'])}) but "
-                              "not measured in this run")
+        return not_checkable(f"adversarially trained models registered ({', '.join(data['advtrained'])}) but "
+                             "not measured in this run")
     outcomes, parts, errors = [], [], []
     for name, entry in measured.items():
         if entry.get("error"):
@@ -185,8 +180,8 @@ def check(data: dict) -> dict:
         outcomes.append(o)
         parts.append(f"{name.split('/')[-1]} against {entry['base'].split('/')[-1]}: " + "; ".join(p))
     if not outcomes:
-        return _not_checkable("adversarial training not measured" + (f" ({'; '.join(errors)})" if errors else ""))
-    return _verdict(combine(outcomes), "; ".join(parts + errors))
+        return not_checkable("adversarial training not measured" + (f" ({'; '.join(errors)})" if errors else ""))
+    return verdict(combine(outcomes), "; ".join(parts + errors))
 
 
 # ------------------------------------------------------------------------------ report

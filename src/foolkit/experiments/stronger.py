@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..evaluation.optimality import best_known, curve_steps, optimality, run_distances
-from .verdicts import Z, _not_checkable, _pm, _verdict, combine, compare, fmt
+from . import Claim, Experiment
+from .stats import Z, combine, compare, fmt, margin_text, not_checkable, verdict
 
 NORMS = {"2": ("l2", "xc_l2", "ρ̂2"), "inf": ("linf", "xc_linf", "ρ̂∞")}
 NAMES = {"deepfool": "DeepFool", "superdeepfool": "SuperDeepFool", "fmn": "FMN"}
@@ -44,12 +46,12 @@ def model_frontier(runs: list[tuple[str, str, list[dict]]]) -> dict:
         ρ̂ = mean of ||r|| / ||x - mean|| over the correctly classified images some run fooled
         (a run's own stored norm, failures included, as the thesis's tables).
     """
-    common = None
+    shared: set | None = None
     for _, _, recs in runs:
-        idx = {r["idx"] for r in recs}
-        common = idx if common is None else common & idx
-    common = np.array(sorted(common or ()), dtype=np.int64)
-    out = {"n": int(len(common)), "norms": {}}
+        ids = {r["idx"] for r in recs}
+        shared = ids if shared is None else shared & ids
+    common = np.array(sorted(shared or ()), dtype=np.int64)
+    out: dict[str, Any] = {"n": int(len(common)), "norms": {}}
     if not len(common):
         return out
     keep = [[r for r in recs if r["idx"] in set(common.tolist())] for _, _, recs in runs]
@@ -60,7 +62,7 @@ def model_frontier(runs: list[tuple[str, str, list[dict]]]) -> dict:
         xc = np.array([np.nan if r.get(xcol) is None else r[xcol] for r in ref], dtype=np.float64)
         use = np.isfinite(best) & (best > 0) & (xc > 0)
         rho_b, se_b = _mean_se(best[use] / xc[use])
-        entry = {"best": [rho_b, se_b], "n_rho": int(use.sum()), "runs": {},
+        entry: dict[str, Any] = {"best": [rho_b, se_b], "n_rho": int(use.sum()), "runs": {},
                  "d_best": [None if not math.isfinite(v) else float(v) for v in best]}
         for (attack, aimed, _), recs, (idx, d) in zip(runs, keep, dists):
             if aimed != norm:
@@ -85,7 +87,7 @@ def summarize(points: list[dict], store: str) -> dict:
     return {m: model_frontier(runs) for m, runs in by_model.items()}
 
 
-def _se(v) -> float:
+def _se(v: float | None) -> float:
     return math.inf if v is None or (isinstance(v, float) and math.isinf(v)) else float(v)
 
 
@@ -109,7 +111,7 @@ def ranking(frontier: dict, norm: str, models: list[str]) -> tuple[bool | None, 
             s = compare(vals[a][2], vals[a][3], vals[b][2], vals[b][3])
             outcomes.append(r * s if r else 0)  # a tie of either side: inconclusive
     q = "rho"
-    show = lambda j: ", ".join(f"{m.split('/')[-1]} {fmt(vals[m][j], q)}{_pm(vals[m][j + 1], q)}"  # noqa: E731
+    show = lambda j: ", ".join(f"{m.split('/')[-1]} {fmt(vals[m][j], q)}{margin_text(vals[m][j + 1], q)}"  # noqa: E731
                                   for m in sorted(vals, key=lambda m: -vals[m][j]))
     if len(vals) < 2:
         return None, ""
@@ -120,7 +122,7 @@ def ranking(frontier: dict, norm: str, models: list[str]) -> tuple[bool | None, 
     return combine(outcomes), "; ".join(parts)
 
 
-def check(exp, claim, entry: dict, results: dict) -> dict:
+def check(exp: Experiment, claim: Claim, entry: dict, results: dict) -> dict:
     """Verdict on ``rank:2`` / ``rank:inf``."""
     norm = claim.quantity.split(":")[1]
     frontier = entry.get("frontier") or {}
@@ -128,21 +130,21 @@ def check(exp, claim, entry: dict, results: dict) -> dict:
     dedicated = set(results.get("dedicated", []))
     own = list(dict.fromkeys(columns[t] for t in columns if t in dedicated))
     if len(own) < 2:
-        return _not_checkable("not checkable with one model (pass two or more CIFAR-10 models with --models)")
+        return not_checkable("not checkable with one model (pass two or more CIFAR-10 models with --models)")
     ok, measured = ranking(frontier, norm, own)
     if not measured:
-        return _not_checkable(f"DeepFool or the best known {NORMS[norm][2]} not measured on two models")
-    return _verdict(ok, measured, "" if ok is not None else "a ranking needs every pair separated beyond "
+        return not_checkable(f"DeepFool or the best known {NORMS[norm][2]} not measured on two models")
+    return verdict(ok, measured, "" if ok is not None else "a ranking needs every pair separated beyond "
                                                              f"{Z:g} standard errors: more images would decide")
 
 
-def _cell(v, se=None) -> str:
+def _cell(v: float | None, se: float | None = None) -> str:
     if v is None:
         return "—"
     return f"{v:.4f}" + (f" ± {Z * se:.4f}" if se is not None and math.isfinite(se) and se else "")
 
 
-def blocks(exp, entry: dict, results: dict, store: str, out: Path) -> list[tuple]:
+def blocks(exp: Experiment, entry: dict, results: dict, store: str, out: Path) -> list[tuple]:
     """The table (ρ̂ per attack and model, optimality) and the security-curve figures."""
     frontier = entry.get("frontier") or {}
     if not frontier:

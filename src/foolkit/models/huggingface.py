@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from .registry import ModelError
@@ -75,7 +76,7 @@ def _preprocessing(folder: Path, channels: int) -> tuple[tuple[int, int, int] | 
     return (None if hw is None else (channels, *hw)), mean, std
 
 
-def load_hf(folder: str, device) -> HFModel:
+def load_hf(folder: str, device: str | torch.device) -> HFModel:
     """Load ``folder`` (a ``save_pretrained`` directory) as a logits-returning image classifier."""
     path = Path(folder)
     if not path.is_dir():

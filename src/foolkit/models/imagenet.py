@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 from torch import nn
@@ -33,7 +34,7 @@ def _install_hint(i: int) -> str:
             f"{WEIGHTS_PACKAGE.format(i=i)})")
 
 
-def _import(module: str, i: int):
+def _import(module: str, i: int) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:

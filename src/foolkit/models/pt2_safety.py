@@ -25,6 +25,7 @@ import math
 import operator
 import os
 import re
+import types
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ def _allowed_target(target: str) -> bool:
     symbolic-shape helpers torch itself serialises; resolved exactly as torch's deserializer does."""
     from torch._export.serde import serialize
 
+    module: types.ModuleType
     if target.startswith("_operator."):
         module, names = operator, target.split(".")[1:]
     elif target.startswith("math."):

@@ -6,60 +6,71 @@ the sha256 in the card and read with ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 from torch import nn
 
-from ..data.safe_load import describe_load_error
-from .wrappers import CIFAR10_MEAN, CIFAR10_STD, THESIS_CIFAR10_MEAN, THESIS_CIFAR10_STD, Normalized
+from ..data.cifar10 import missing_path_error
+from ..data.safe_load import describe_load_error, load_weights_only
 from ..errors import ModelError
+from ..runtime.machine import parse_device
+from .wrappers import THESIS_CIFAR10_MEAN, THESIS_CIFAR10_STD, Normalized
+from ..runtime.hashing import sha256_file
 
 CARDS_DIR = Path(__file__).with_name("cards")
 CHECKPOINTS_DIR = Path(__file__).with_name("checkpoints")
 
-
+Builder = Callable[[], nn.Module]  # makes the raw network (no normalisation), fresh weights
+WeightsHook = Callable[[], "str | os.PathLike[str]"]  # the default weights file, outside checkpoints/
+B = TypeVar("B", bound=Builder)
 
 
 @dataclass
 class ModelCard:
+    """A registered model's facts, read from its JSON card in ``models/cards/`` (data, not code)."""
+
     name: str
     architecture: str
     dataset: str
     input_size: int
     num_params: int
-    mean: tuple
-    std: tuple
+    mean: Sequence[float]  # per-channel normalisation the network was trained with
+    std: Sequence[float]
     checkpoint: str | None = None  # file name in models/checkpoints/ (None: user must supply)
     sha256: str | None = None
-    extra: dict = field(default_factory=dict)  # recipe, accuracy, timing, machine, date...
+    extra: dict[str, Any] = field(default_factory=dict)  # recipe, accuracy, timing, machine, date...
 
     @classmethod
     def from_json(cls, path: Path) -> "ModelCard":
+        """The card in ``path``; keys that are not fields go to ``extra``."""
         data = json.loads(path.read_text())
         known = {k: data.pop(k) for k in list(data) if k in cls.__dataclass_fields__ and k != "extra"}
         return cls(**known, extra=data)
 
 
-_BUILDERS: dict[str, Callable[[], nn.Module]] = {}
+_BUILDERS: dict[str, Builder] = {}
 _CARD_FILES: dict[str, str] = {}
-_WEIGHTS: dict[str, Callable[[], str | os.PathLike]] = {}
+_WEIGHTS: dict[str, WeightsHook] = {}
 
 
-def register(name: str, card_file: str, weights: Callable[[], str | os.PathLike] | None = None):
+def register(name: str, card_file: str, weights: WeightsHook | None = None) -> Callable[[B], B]:
     """Decorator: register a builder of the *raw* network under ``name``.
+
+    The registry imports no model: each model module registers its own networks when
+    :mod:`foolkit.models` imports it (``@register("cifar10/resnet20", "cifar10-resnet20.json")``
+    above the builder, or ``register(...)(builder)`` for a second name of the same network).
+    ``card_file``: the card's file name in ``models/cards/``.
 
     ``weights``, if given, returns the path of the default state_dict when it lives outside
     ``models/checkpoints/`` (e.g. inside a pip package); it is called only by :func:`load`
     and may raise :class:`ModelError`. The card's ``sha256`` (if any) still applies to it.
     """
-    def deco(fn: Callable[[], nn.Module]):
+    def deco(fn: B) -> B:
         _BUILDERS[name] = fn
         _CARD_FILES[name] = card_file
         if weights is not None:
@@ -79,6 +90,7 @@ def _check_name(name: str) -> None:
 
 
 def card(name: str) -> ModelCard:
+    """The card (data) of the registered model ``name``; :class:`ModelError` for unknown names."""
     _check_name(name)
     return ModelCard.from_json(CARDS_DIR / _CARD_FILES[name])
 
@@ -110,19 +122,10 @@ def build(name: str) -> Normalized:
     return Normalized(_BUILDERS[name](), c.mean, c.std)
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def load_state_dict(path: str | os.PathLike, expected_sha256: str | None = None) -> dict:
+def load_state_dict(path: str | os.PathLike[str], expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
     """Read a plain state_dict with ``weights_only=True``; refuse corrupt or pickled files."""
     path = Path(path)
     if not path.exists():
-        from ..data.cifar10 import missing_path_error  # says "symlink loop" or "broken symlink"
         raise missing_path_error(path, "checkpoint", error=ModelError)
     if not path.is_file():
         raise ModelError(f"checkpoint {path} is not a file")
@@ -132,9 +135,7 @@ def load_state_dict(path: str | os.PathLike, expected_sha256: str | None = None)
             raise ModelError(f"checkpoint {path} does not match its card: sha256 {actual[:12]}..., "
                              f"expected {expected_sha256[:12]}... (corrupt or replaced file)")
     try:
-        with warnings.catch_warnings():  # torch's note on an old pickle protocol: the error below says it
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights_only(path)
     except Exception as exc:
         raise ModelError(f"cannot load checkpoint {path}: not a weights-only PyTorch state_dict "
                          f"(corrupt, truncated or pickled objects): {describe_load_error(exc)}") from None
@@ -152,8 +153,7 @@ def load_state_dict(path: str | os.PathLike, expected_sha256: str | None = None)
 NORMALIZATIONS = ("card", "thesis")
 
 
-
-def load_into(module: nn.Module, state: dict, path, name: str) -> None:
+def load_into(module: nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike[str], name: str) -> None:
     """``module.load_state_dict(state)``, refused in one line (first size mismatch, or the
     counts of missing and unexpected keys) when the checkpoint ``path`` does not fit ``name``."""
     try:
@@ -168,7 +168,8 @@ def load_into(module: nn.Module, state: dict, path, name: str) -> None:
                          f"(e.g. {', '.join(missing[:3]) or '-'}), {len(unexpected)} unexpected key(s) "
                          f"(e.g. {', '.join(unexpected[:3]) or '-'})")
 
-def load(name: str, checkpoint: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+
+def load(name: str, checkpoint: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu",
          normalization: str = "card") -> nn.Module:
     """Load a registered model, ready to attack.
 
@@ -185,7 +186,6 @@ def load(name: str, checkpoint: str | os.PathLike | None = None, device: str | t
     Returns:
         ``nn.Module`` in eval mode: float ``[N,3,H,W]`` in [0,1] -> logits ``[N,classes]``.
     """
-    from ..runtime.machine import parse_device
     device = parse_device(device)  # "cuda" without CUDA: a clear ValueError, before any file is read
     c = card(name)
     if normalization not in NORMALIZATIONS:
@@ -213,7 +213,7 @@ def load(name: str, checkpoint: str | os.PathLike | None = None, device: str | t
     return model.eval().to(device)
 
 
-def check_input(name: str, shape: tuple | torch.Size, dataset: str | None = None) -> None:
+def check_input(name: str, shape: Sequence[int], dataset: str | None = None) -> None:
     """Refuse images a registered model was not made for: another data set (``dataset`` when
     the images come from a named data set) or, for CIFAR-10 models, another image size."""
     c = card(name)
@@ -222,32 +222,3 @@ def check_input(name: str, shape: tuple | torch.Size, dataset: str | None = None
     if c.dataset == "cifar10" and tuple(shape[-2:]) != (c.input_size, c.input_size):
         raise ModelError(f"{name} takes {c.input_size}x{c.input_size} images, got {shape[-2]}x{shape[-1]}")
 
-
-# --- the registered models --------------------------------------------------------------
-from .architectures.resnet_cifar import resnet20  # noqa: E402
-
-register("cifar10/resnet20", "cifar10-resnet20.json")(resnet20)
-# The same network fine-tuned with FGSM adversarial training (thesis 13.2.2), for Part IV
-register("cifar10/resnet20_advfgsm", "cifar10-resnet20_advfgsm.json")(resnet20)
-
-from .architectures.densenet_cifar import densenet169  # noqa: E402
-from .architectures.inception_cifar import inception_v3  # noqa: E402
-from .architectures.mobilenetv2_cifar import mobilenet_v2  # noqa: E402
-from .architectures.resnet50_cifar import resnet50  # noqa: E402
-
-# Full-size CIFAR-10 networks of huyvnphan/PyTorch_CIFAR10 (checkpoint-compatible, no weights shipped)
-register("cifar10/resnet50", "cifar10-resnet50.json")(resnet50)
-register("cifar10/densenet169", "cifar10-densenet169.json")(densenet169)
-register("cifar10/mobilenet_v2", "cifar10-mobilenet_v2.json")(mobilenet_v2)
-register("cifar10/inception_v3", "cifar10-inception_v3.json")(inception_v3)
-
-# Compact members of the three other families, trained here and shipped
-from .architectures.densenet_cifar import densenet_bc40  # noqa: E402
-from .architectures.inception_small_cifar import inception_small_050  # noqa: E402
-from .architectures.mobilenetv2_cifar import mobilenet_v2_050  # noqa: E402
-
-register("cifar10/densenet_bc40", "cifar10-densenet_bc40.json")(densenet_bc40)
-register("cifar10/mobilenet_v2_050", "cifar10-mobilenet_v2_050.json")(mobilenet_v2_050)
-register("cifar10/inception_small_050", "cifar10-inception_small_050.json")(inception_small_050)
-
-from . import imagenet  # noqa: E402,F401  -- registers imagenet/efficientnet-lite0..2

@@ -15,12 +15,11 @@ resumes. A ``.pt2`` and a checkpoint are data (read without running code, see
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
-import importlib.util
 import json
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -28,13 +27,13 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from ..errors import InputError, ModelError
 from . import registry
-from .registry import ModelError, sha256_file
+from .exported import load_exported
+from .factory import load_factory
+from .logits import probe_logits
+from ..runtime.hashing import sha256_file, state_dict_sha256
 from .wrappers import Normalized
-from ..errors import InputError
-
-PROBE_SIZE = (3, 32, 32)  # input of the one forward pass when the input size is unknown
-
 
 @dataclass
 class ResolvedModel:
@@ -62,7 +61,7 @@ class ResolvedModel:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     dataset: str | None = None
-    store_spec: dict = field(default_factory=dict)
+    store_spec: dict[str, Any] = field(default_factory=dict)
 
     def check_input(self, shape: Sequence[int]) -> None:
         """Refuse images ``[N,C,H,W]`` of another size than the model's known input size."""
@@ -79,6 +78,7 @@ class ResolvedModel:
         else:
             classes = f"{self.num_classes} (read from the output; no names)"
         if self.mean is not None:
+            assert self.std is not None  # load() sets the two together
             norm = f"foolkit applies (x - mean) / std, mean {_fmt(self.mean)}, std {_fmt(self.std)}"
         elif self.kind == "registered":
             norm = "inside the registered model (its card's mean and std)"
@@ -89,7 +89,7 @@ class ResolvedModel:
                 f"normalisation:  {norm}", f"parameters:     {params:,}", f"identity:       {self.identity}"]
 
 
-def _fmt(values) -> str:
+def _fmt(values: Sequence[float]) -> str:
     return "(" + ", ".join(f"{v:g}" for v in values) + ")"
 
 
@@ -122,7 +122,7 @@ def parse_input_size(text: str | Sequence[int] | None) -> tuple[int, int, int] |
     return tuple(values)  # type: ignore[return-value]
 
 
-def read_classes(classes: str | os.PathLike | Sequence[str] | None) -> tuple[str, ...] | None:
+def read_classes(classes: str | os.PathLike[str] | Sequence[str] | None) -> tuple[str, ...] | None:
     """Class names from a file (one a line; blank lines ignored) or a sequence."""
     if classes is None:
         return None
@@ -140,147 +140,14 @@ def read_classes(classes: str | os.PathLike | Sequence[str] | None) -> tuple[str
     return tuple(str(c) for c in classes)
 
 
-# --- output adaptation -------------------------------------------------------------------------
-class LogitsOutput(nn.Module):
-    """Takes the logits out of a network's richer output: ``.logits``, ``out["logits"]`` or ``out[0]``."""
-
-    def __init__(self, net: nn.Module, how: str):
-        super().__init__()
-        self.net, self.how = net, how
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x)
-        if self.how == "attribute":
-            return out.logits
-        if self.how == "key":
-            return out["logits"]
-        return out[0]
-
-
-class ExportedModule(nn.Module):
-    """An exported program's module: already traced in eval mode, so ``train()``/``eval()`` only
-    set this wrapper's flag (the exported graph itself refuses them)."""
-
-    def __init__(self, graph: nn.Module):
-        super().__init__()
-        self.graph = graph
-
-    def train(self, mode: bool = True) -> "ExportedModule":
-        self.training = mode
-        return self
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.graph(x)
-
-
-def _describe(out: Any) -> str:
-    if isinstance(out, torch.Tensor):
-        return f"a tensor of shape {list(out.shape)}"
-    if isinstance(out, dict):
-        return f"a dict with keys {', '.join(map(str, list(out)[:5]))}"
-    return f"a {type(out).__name__}"
-
-
-def _logits_mode(out: Any, n: int) -> str | None:
-    def is_logits(t):
-        return isinstance(t, torch.Tensor) and t.ndim == 2 and t.shape[0] == n and t.is_floating_point()
-
-    if is_logits(out):
-        return "tensor"
-    if not isinstance(out, torch.Tensor) and is_logits(getattr(out, "logits", None)):
-        return "attribute"
-    if isinstance(out, dict) and is_logits(out.get("logits")):
-        return "key"
-    if isinstance(out, (tuple, list)) and out and is_logits(out[0]):
-        return "first"
-    return None
-
-
-def _probe(module: nn.Module, name: str, input_size, device) -> tuple[nn.Module, int]:
-    """One forward pass on two grey images: adapt the output to logits, return K."""
-    size = input_size or PROBE_SIZE
-    try:
-        with torch.no_grad():
-            out = module(torch.full((2, *size), 0.5, device=device))
-    except Exception as exc:  # noqa: BLE001 -- any failure of the user's network: one line
-        hint = "" if input_size else f" (tried {'x'.join(map(str, size))}; pass --input-size C,H,W)"
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise ModelError(f"{name} fails on a {'x'.join(map(str, size))} input{hint}: {type(exc).__name__}: {first}") from None
-    how = _logits_mode(out, 2)
-    if how is None:
-        raise ModelError(f"{name} returns {_describe(out)}, not logits [N, classes] (nor .logits, a dict with "
-                         f"'logits', or a tuple whose first element is [N, classes])")
-    if how != "tensor":
-        module = LogitsOutput(module, how)
-        with torch.no_grad():
-            out = module(torch.full((2, *size), 0.5, device=device))
-    return module, int(out.shape[1])
-
-
 # --- the sources ---------------------------------------------------------------------------------
 def _sha(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def _load_weights(module: nn.Module, checkpoint: str | os.PathLike, name: str) -> str:
-    """Load a state_dict (``.pt`` weights_only, or ``.safetensors``) into ``module``; -> its sha256."""
-    path = Path(checkpoint)
-    if path.suffix == ".safetensors":
-        if not path.is_file():
-            raise ModelError(f"checkpoint not found: {path}")
-        try:
-            from safetensors.torch import load_file
-        except ImportError:
-            raise ModelError(f"{path}: reading .safetensors needs the safetensors package (pip install safetensors)") from None
-        try:
-            state = load_file(str(path), device="cpu")
-        except Exception as exc:  # noqa: BLE001
-            raise ModelError(f"cannot load checkpoint {path}: not a safetensors file ({str(exc).splitlines()[0][:120]})") from None
-    else:
-        state = registry.load_state_dict(path)
-    registry.load_into(module, state, path, name)
-    return sha256_file(path)
-
-
-def _factory(spec: str, checkpoint, name: str) -> tuple[nn.Module, str]:
-    """Run ``file.py:function`` (the user named this code) -> (module, identity parts)."""
-    from ..evaluation.runner import state_dict_sha256
-
-    file, _, func = spec.rpartition(":")
-    path = Path(file)
-    if not func.isidentifier():
-        raise ModelError(f"{spec}: give a factory as path/to/file.py:function")
-    if not path.is_file():
-        raise ModelError(f"factory file not found: {path}")
-    file_hash = sha256_file(path)
-    module_name = f"foolkit_factory_{file_hash[:16]}"
-    try:
-        loader_spec = importlib.util.spec_from_file_location(module_name, path)
-        code = importlib.util.module_from_spec(loader_spec)
-        sys.modules[module_name] = code  # dataclasses and pickling look their module up
-        loader_spec.loader.exec_module(code)
-    except Exception as exc:  # noqa: BLE001 -- the user's file: one line
-        sys.modules.pop(module_name, None)
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise ModelError(f"factory file {path} raised {type(exc).__name__} when imported: {first}") from None
-    fn = getattr(code, func, None)
-    if not callable(fn):
-        raise ModelError(f"factory file {path} has no function {func!r}")
-    try:
-        net = fn()
-    except Exception as exc:  # noqa: BLE001
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise ModelError(f"factory {name} raised {type(exc).__name__}: {first}") from None
-    if not isinstance(net, nn.Module):
-        raise ModelError(f"factory {name} returned a {type(net).__name__}, not a torch.nn.Module")
-    weights = _load_weights(net, checkpoint, name) if checkpoint is not None else "state_dict:" + state_dict_sha256(net)
-    return net, _sha("factory", file_hash, func, weights)
-
-
-def _registered_spec(name: str, net: nn.Module, checkpoint) -> dict:
+def _registered_spec(name: str, net: nn.Module, checkpoint: str | os.PathLike[str] | None) -> dict[str, Any]:
     """The model part of a run's identity for a registered name (unchanged since v0.1, so
     existing stores resume)."""
-    from ..evaluation.runner import state_dict_sha256
 
     card = registry.card(name)
     if checkpoint is not None:
@@ -332,7 +199,6 @@ def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None
         :class:`ResolvedModel`. Raises :class:`ModelError` (one line) for unknown specs,
         missing or bad files, archives holding code, or outputs that are not logits.
     """
-    from ..evaluation.runner import state_dict_sha256
     from ..runtime.machine import parse_device
 
     device = parse_device(device)
@@ -341,7 +207,7 @@ def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None
     names = read_classes(classes)
     if (mean is None) != (std is None):
         raise InputError("--mean and --std go together: give both, or neither")
-    if mean is not None:
+    if mean is not None and std is not None:  # both or neither, checked just above
         if len(mean) != len(std):
             raise InputError(f"--mean has {len(mean)} values, --std {len(std)}: give one per channel")
         if min(std) <= 0:
@@ -391,22 +257,8 @@ def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None
         elif kind == "pt2":
             if checkpoint is not None:
                 raise InputError(f"{spec} is a torch.export archive: it carries its weights (drop --checkpoint)")
-            from .pt2_safety import load_pt2
-            ep = load_pt2(spec)
+            net, size = load_exported(spec, size)
             identity = _sha("pt2", sha256_file(spec))
-            net = ExportedModule(ep.module())
-            user = [n for n in ep.graph.nodes if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs]
-            if len(user) != 1:
-                raise ModelError(f"{spec} takes {len(user)} inputs; foolkit attacks models of one image batch")
-            shape = getattr(user[0].meta.get("val"), "shape", None)
-            if shape is None or len(shape) != 4:
-                raise ModelError(f"{spec} takes input of shape {list(shape) if shape is not None else '?'}, not [N,C,H,W]")
-            exported = tuple(int(d) if isinstance(d, int) else None for d in shape[1:])
-            if None not in exported:
-                if size is not None and size != exported:
-                    raise InputError(f"{spec} was exported for {'x'.join(map(str, exported))} input, not "
-                                     f"--input-size {'x'.join(map(str, size))}")
-                size = exported  # type: ignore[assignment]
         elif kind == "hf":  # a transformers save_pretrained folder (models/huggingface.py)
             if checkpoint is not None:
                 raise InputError(f"{spec} is a Hugging Face folder: it carries its weights (drop --checkpoint)")
@@ -418,7 +270,8 @@ def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None
             if mean is None and hf.mean is not None:  # the image processor's normalisation, unless given
                 mean, std = hf.mean, hf.std
         else:
-            net, identity = _factory(spec, checkpoint, name)
+            net, parts = load_factory(spec, checkpoint, name)
+            identity = _sha("factory", *parts)
     if kind != "registered":
         try:
             net.eval()
@@ -426,9 +279,10 @@ def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None
             pass
         net = net.to(device)
         if mean is not None:
+            assert std is not None  # given together (checked above) or both from the image processor
             net = Normalized(net, mean, std).to(device)
             identity = _sha(identity, "normalized", repr(mean), repr(std))
-    net, k = _probe(net, name, size, device)
+    net, k = probe_logits(net, name, size, device)
     if names is not None and len(names) != k:
         raise ModelError(f"{name} outputs {k} classes but the class names list {len(names)}")
     if kind != "registered":
@@ -438,7 +292,7 @@ def resolve_model(spec: str | nn.Module, *, checkpoint: str | os.PathLike | None
 
 
 # --- command line -----------------------------------------------------------------------------
-def add_model_options(p, checkpoint: bool = False) -> None:
+def add_model_options(p: argparse.ArgumentParser, checkpoint: bool = False) -> None:
     """``--mean``, ``--std``, ``--input-size``, ``--classes`` (and ``--checkpoint`` when asked)."""
     if checkpoint:
         p.add_argument("--checkpoint", default=None, metavar="PATH",
@@ -450,7 +304,8 @@ def add_model_options(p, checkpoint: bool = False) -> None:
     p.add_argument("--classes", default=None, metavar="FILE", help="class names, one a line")
 
 
-def resolve_from_args(args, spec: str | None = None, device="cpu") -> ResolvedModel:
+def resolve_from_args(args: argparse.Namespace, spec: str | None = None,
+                      device: str | torch.device = "cpu") -> ResolvedModel:
     """:func:`resolve_model` with a command's ``--checkpoint/--mean/--std/--input-size/--classes``."""
     return resolve_model(spec if spec is not None else args.model, checkpoint=getattr(args, "checkpoint", None),
                          mean=getattr(args, "mean", None), std=getattr(args, "std", None),
@@ -458,7 +313,8 @@ def resolve_from_args(args, spec: str | None = None, device="cpu") -> ResolvedMo
                          device=device)
 
 
-def prepare_model(model: Any, checkpoint, device, shape: Sequence[int], dataset: str | None):
+def prepare_model(model: Any, checkpoint: str | os.PathLike[str] | None, device: str | torch.device,
+                  shape: Sequence[int], dataset: str | None) -> tuple[Any, str | os.PathLike[str] | None]:
     """For ``fk.evaluate``: check that images ``shape`` from ``dataset`` suit the model before a
     store is opened; a model string that is not a registered name is loaded here.
     -> ``(model, checkpoint)`` for :func:`foolkit.evaluation.runner._resolve_model`."""

@@ -36,9 +36,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..runtime.files import atomic_path, write_text
 from ..data.safe_load import describe_load_error
 from ..errors import InputError
+from ..runtime.files import atomic_path, write_text
+from .augmentation import cutout, random_crop_flip
+from .objectives import adversarial_loss, orthogonality_penalty
+from .predict import predict_labels
+from .wrappers import Normalized
 
 
 @dataclass
@@ -65,17 +69,18 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Refuse settings that cannot train, naming the option (``ValueError``)."""
-        def integer(name, value, minimum, optional=False):
+        def integer(name: str, value: object, minimum: int, optional: bool = False) -> None:
             if optional and value is None:
                 return
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
-        def number(name, value, low, high, low_open=False, high_open=False, optional=False):
+        def number(name: str, value: object, low: float, high: float, low_open: bool = False,
+                   high_open: bool = False, optional: bool = False) -> None:
             if optional and value is None:
                 return
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                  and (value > low if low_open else value >= low) and (value < high if high_open else value <= high))
             if not ok:
                 raise InputError(f"{name} must lie in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}, "
                                  f"got {value!r}")
@@ -104,91 +109,12 @@ RESUME_CHECKED = ("model", "batch_size", "max_lr", "seed", "limit", "swa_lr", "c
                   "adversarial", "alpha", "eps", "ortho_beta")
 
 
-def orthogonality_penalty(net: torch.nn.Module) -> torch.Tensor:
-    """Σᵢ‖WᵢᵀWᵢ − I‖²_F over the weights of every ``Conv2d`` and ``Linear`` of ``net``, each
-    reshaped to ``[out, in·kh·kw]`` (Lin et al. 2019, thesis 13.2.3; multiply by β/2).
-
-    The Gram matrix is taken on the smaller side (``W Wᵀ`` when a layer has fewer outputs than
-    inputs), so a layer with orthonormal rows or columns scores exactly zero: ``WᵀW = I`` cannot
-    hold for a wide matrix. Returns a float32 scalar with gradients to the weights.
-    """
-    total = torch.zeros((), dtype=torch.float32)
-    for module in net.modules():
-        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
-            w = module.weight.float().reshape(module.weight.shape[0], -1)
-            gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
-            eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
-            total = total.to(gram.device) + (gram - eye).pow(2).sum()
-    return total
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 test accuracy for the history (the model's train/eval modes are restored)."""
+    return (predict_labels(model, x) == y).sum().item() / len(x)
 
 
-def adversarial_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, alpha: float, eps: float,
-                     label_smoothing: float = 0.0, bf16: bool = False) -> torch.Tensor:
-    """The FGSM training objective of Goodfellow et al. 2015 (thesis 13.2.2):
-    α·L(x, y) + (1 − α)·L(x + ε·sign ∇ₓL(x, y), y), L the cross-entropy.
-
-    x: ``[B,C,H,W]`` in [0,1]; y: ``[B]`` labels. The adversarial batch is clipped to [0,1] (the
-    model's input domain) and treated as a constant (no gradient through the sign), as in the paper.
-    Both batches pass through the model in its current mode (BatchNorm sees them separately).
-    Returns the scalar loss, with gradients to the model's parameters.
-    """
-    x = x.detach().requires_grad_(True)
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):  # the batch's device: cpu or cuda
-        logits = model(x)
-    clean = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
-    (grad,) = torch.autograd.grad(clean, x, retain_graph=True)
-    x_adv = (x.detach() + eps * grad.sign()).clamp_(0, 1)
-    if bf16:
-        x_adv = x_adv.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-        logits_adv = model(x_adv)
-    adv = F.cross_entropy(logits_adv.float(), y, label_smoothing=label_smoothing)
-    return alpha * clean + (1 - alpha) * adv
-
-
-def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Per-image random crop (zero padding ``pad``) and horizontal flip. x: [B,C,H,W]."""
-    b, c, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad))
-    oy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
-    ox = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
-    flip = torch.rand(b, generator=generator) < 0.5
-    rows = oy[:, None] + torch.arange(h)[None, :]
-    cols = ox[:, None] + torch.arange(w)[None, :]
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
-    bi = torch.arange(b)[:, None, None, None]
-    ci = torch.arange(c)[None, :, None, None]
-    return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
-
-
-def cutout(x: torch.Tensor, size: int, generator: torch.Generator, fill: torch.Tensor | float = 0.5) -> torch.Tensor:
-    """Cutout (DeVries & Taylor 2017): per image, a ``size`` x ``size`` square centred on a random
-    pixel (clipped at the borders) is set to ``fill`` (``[1,C,1,1]`` or a float: the data mean,
-    which is zero after the model's normalisation). x: ``[B,C,H,W]``; returns a new tensor."""
-    b, _, h, w = x.shape
-    cy = torch.randint(0, h, (b,), generator=generator)
-    cx = torch.randint(0, w, (b,), generator=generator)
-    rows, cols = torch.arange(h), torch.arange(w)
-    inside_y = (rows[None] >= (cy - size // 2)[:, None]) & (rows[None] < (cy - size // 2 + size)[:, None])
-    inside_x = (cols[None] >= (cx - size // 2)[:, None]) & (cols[None] < (cx - size // 2 + size)[:, None])
-    hole = (inside_y[:, :, None] & inside_x[:, None, :])[:, None]  # [B,1,H,W]
-    return torch.where(hole, torch.as_tensor(fill, dtype=x.dtype), x)
-
-
-@torch.no_grad()
-def evaluate_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
-    """Top-1 accuracy of ``model`` on x ``[N,C,H,W]`` in [0,1] and labels y ``[N]`` (on any
-    device: each batch moves to the model's)."""
-    model.eval()
-    device = next(model.parameters()).device
-    correct = 0
-    for i in range(0, len(x), batch_size):
-        pred = model(x[i:i + batch_size].to(device)).argmax(1).cpu()
-        correct += (pred == y[i:i + batch_size]).sum().item()
-    return correct / len(x)
-
-
-def _state_copy(net: torch.nn.Module) -> dict:
+def _state_copy(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A contiguous CPU copy of ``net``'s state_dict that later in-place updates of the network do
     not change (``contiguous()`` of a contiguous tensor would share its storage); on the CPU, so
     checkpoints trained on a GPU load anywhere."""
@@ -197,7 +123,8 @@ def _state_copy(net: torch.nn.Module) -> dict:
 
 
 @torch.no_grad()
-def _swa_weights(model, net_sd: dict, swa_sum: dict, swa_count: int, xtr_u8: torch.Tensor,
+def _swa_weights(model: Normalized, net_sd: dict[str, torch.Tensor], swa_sum: dict[str, torch.Tensor],
+                 swa_count: int, xtr_u8: torch.Tensor,
                  config: TrainConfig, batch_size: int = 128) -> dict:
     """Load the average of the epoch-end weights into ``model.net``, recompute its BatchNorm
     running statistics on the training images, and return its state_dict."""
@@ -229,7 +156,7 @@ def _swa_weights(model, net_sd: dict, swa_sum: dict, swa_count: int, xtr_u8: tor
     return _state_copy(net)
 
 
-def _atomic_save(obj, path: Path) -> None:
+def _atomic_save(obj: object, path: Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
@@ -265,28 +192,30 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
             raise ModelError(f"--init-from {config.init_from} does not fit {config.model}: "
                              f"{str(exc).splitlines()[0][:300]}") from exc
     model.to(device)  # before the optimizer exists: its state follows the parameters' device
-    xtr_u8, ytr = load_cifar10_uint8("train", data_root)
-    xte_u8, yte = load_cifar10_uint8("test", data_root)
+    xtr_u8, ytr_np = load_cifar10_uint8("train", data_root)
+    xte_u8, yte_np = load_cifar10_uint8("test", data_root)
     if config.limit:  # a fixed random subset, so every class is present
         keep_tr = np.random.RandomState(0).permutation(len(xtr_u8))[:config.limit]
         keep_te = np.random.RandomState(1).permutation(len(xte_u8))[:config.limit]
-        xtr_u8, ytr = xtr_u8[keep_tr], ytr[keep_tr]
-        xte_u8, yte = xte_u8[keep_te], yte[keep_te]
+        xtr_u8, ytr_np = xtr_u8[keep_tr], ytr_np[keep_tr]
+        xte_u8, yte_np = xte_u8[keep_te], yte_np[keep_te]
     xtr = torch.from_numpy(xtr_u8)
-    ytr = torch.from_numpy(np.asarray(ytr, dtype=np.int64))
+    ytr = torch.from_numpy(np.asarray(ytr_np, dtype=np.int64))
     xte = torch.from_numpy(xte_u8).float().div_(255)
-    yte = torch.from_numpy(np.asarray(yte, dtype=np.int64))
+    yte = torch.from_numpy(np.asarray(yte_np, dtype=np.int64))
 
     steps_per_epoch = math.ceil(len(xtr) / config.batch_size)
     if steps_per_epoch * config.epochs < 8:
         raise InputError(f"{steps_per_epoch * config.epochs} optimizer steps are too few for a OneCycle schedule; "
                          "use more epochs, more images or a smaller batch size")
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, p in net.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
     optimizer = torch.optim.SGD(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.max_lr, momentum=0.9, nesterov=True)
+    scheduler: torch.optim.lr_scheduler.LRScheduler
     if config.swa_lr is not None:
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] = config.swa_lr
@@ -331,7 +260,7 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
                                 "to_epochs": config.epochs})
 
     if config.bf16:
-        net.to(memory_format=torch.channels_last)
+        net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # accepted at run time; the stubs omit it
     if start_epoch >= config.epochs:
         model.eval()
         return {"config": asdict(config), "history": history}
@@ -380,11 +309,11 @@ def train(config: TrainConfig, data_root: str | os.PathLike, out_dir: str | os.P
             floats = {k: v.detach().double() for k, v in net_sd.items() if v.is_floating_point()}
             swa_sum = floats if swa_sum is None else {k: swa_sum[k] + floats[k] for k in swa_sum}
             out_sd = _swa_weights(model, net_sd, swa_sum, swa_count, xtr, config)
-            test_acc = evaluate_accuracy(model, xte, yte)  # of the average, which _swa_weights left in `model`
+            test_acc = _accuracy(model, xte, yte)  # of the average, which _swa_weights left in `model`
             net.load_state_dict(net_sd)  # training goes on from the last weights, not the average
         else:
             out_sd = net_sd
-            test_acc = evaluate_accuracy(model, xte, yte)
+            test_acc = _accuracy(model, xte, yte)
         record = {"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1), "test_acc": test_acc,
                   "seconds": time.time() - t0, "lr": scheduler.get_last_lr()[0]}
         if config.swa_lr is not None:

@@ -23,6 +23,9 @@ class Normalized(nn.Module):
     raw network's checkpoint format.
     """
 
+    mean: torch.Tensor  # [1,C,1,1] buffers: declared so that type checkers see tensors
+    std: torch.Tensor
+
     def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
         self.net = net

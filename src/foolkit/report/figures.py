@@ -1,4 +1,10 @@
-"""One attacked image as a figure: original | perturbation (scaled to be visible) | adversarial.
+"""Figures of attack results: the drawing basics every foolkit figure shares, and one attacked
+image as a figure: original | perturbation (scaled to be visible) | adversarial.
+
+The basics: :func:`new_figure` (pyplot-free, on its own Agg canvas), :func:`png_bytes`,
+:func:`to_hwc`, :func:`amplify` (the one scaling of a perturbation, with :func:`scale_label`
+stating its factor) and :func:`format_percent`. The HTML report's plots
+(:mod:`foolkit.report.plots`) and the experiments' figures are drawn with them.
 
 ``fk.show(result, index=0, classes="cifar10")`` returns a matplotlib ``Figure``. pyplot is never
 touched (the figure has its own Agg canvas), so it works on headless machines, leaves the
@@ -41,9 +47,7 @@ def _figure_class():
         """A ``Figure`` on its own Agg canvas that Jupyter renders inline without pyplot."""
 
         def _repr_png_(self) -> bytes:
-            buf = io.BytesIO()
-            self.savefig(buf, format="png", bbox_inches="tight")
-            return buf.getvalue()
+            return png_bytes(self)
 
     return AttackFigure
 
@@ -61,6 +65,13 @@ def new_figure(width: float, height: float):
     fig = _FIGURE_CLASS(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     return fig
+
+
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes, cropped to what is drawn (``bbox_inches="tight"``)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return buf.getvalue()
 
 
 def resolve_classes(classes) -> Sequence[str] | None:
@@ -107,7 +118,9 @@ def amplify(r) -> tuple[np.ndarray, float]:
     Returns:
         ``(image, k)``: a float64 array of ``r``'s shape in [0,1] (unchanged entries mid-grey)
         and the factor ``k``: > 1 when ``r`` was enlarged, < 1 when it was shrunk (``max|r|``
-        above 0.5). An all-zero (or empty) ``r`` is drawn as it is: all mid-grey, ``k = 1``.
+        above 0.5). An all-zero (or empty) ``r`` is drawn as it is: all mid-grey, ``k = 1``
+        (not ``k = 0``: nothing was scaled, and a caption "shrunk ×0" would state a factor that
+        was never applied; ``0.5 / 0`` is no factor at all).
     """
     if isinstance(r, torch.Tensor):
         r = r.detach().to("cpu", torch.float64).numpy()
@@ -263,6 +276,7 @@ def show(result, index: int = 0, classes=None, *, title: str | None = None, mark
         a.set_yticks([])
 
     if has_trace:
+        assert trace is not None  # has_trace: a tensor
         ax = axes[3]
         t = trace[i].detach().to("cpu", torch.float64).numpy()
         ok = ~np.isnan(t)

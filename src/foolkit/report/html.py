@@ -6,6 +6,7 @@ Example:
 """
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import json
 import math
@@ -15,9 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation import metrics as _metrics
-from ..evaluation.store import Store, decode
+from ..evaluation.store import Store
+from ..evaluation.store_format import decode
 from ..runtime.files import write_text
 from . import plots
+
+
+def data_uri(png: bytes) -> str:
+    """PNG bytes as a ``data:`` URI: the report inlines its images, so it is one file."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _fmt(value, fmt="{:.4f}", scale=1.0) -> str:
@@ -51,7 +58,7 @@ def _run_section(store: Store, info: dict, max_images: int, max_traces: int) -> 
         return section
     section["figures"].append({
         "caption": f"Perturbation norms of the {len(fooled)} fooled images",
-        "uri": plots.data_uri(plots.norm_histograms([s["l2"] for s in fooled], [s["linf"] for s in fooled]))})
+        "uri": data_uri(plots.norm_histograms([s["l2"] for s in fooled], [s["linf"] for s in fooled]))})
     chosen = _pick(samples, max_images)
     blobs = store.blobs(run_id, [s["idx"] for s in chosen])
     items = []
@@ -68,16 +75,16 @@ def _run_section(store: Store, info: dict, max_images: int, max_traces: int) -> 
             "caption": "Original (true class, confidence), perturbation scaled to be visible (0.5 + k·r, factor k "
                        "above each panel: amplified when k > 1, shrunk when k < 1), adversarial image "
                        "(predicted class, confidence), as in thesis Fig. 12.5",
-            "uri": plots.data_uri(plots.image_grid(items, classes))})
+            "uri": data_uri(plots.image_grid(items, classes))})
     # probability traces (One Pixel attack) from the stored per-sample extras
     if store.has_extra(run_id, "probability_trace"):
         attacked = [s for s in samples if s["attacked"]]
         picked = (fooled[:max_traces // 2] + [s for s in attacked if not s["verified"]][:max_traces // 2]) or attacked
         picked = picked[:max_traces]
-        b = store.blobs(run_id, [s["idx"] for s in picked])
+        trace_blobs = store.blobs(run_id, [s["idx"] for s in picked])
         traces, names = [], []
         for s in picked:
-            extra = (b.get(s["idx"]) or {}).get("extra") or {}
+            extra = (trace_blobs.get(s["idx"]) or {}).get("extra") or {}
             if "probability_trace" in extra:
                 t = np.asarray(extra["probability_trace"], dtype=np.float64)
                 traces.append(t[~np.isnan(t)] if np.isnan(t).any() else t)
@@ -86,7 +93,7 @@ def _run_section(store: Store, info: dict, max_images: int, max_traces: int) -> 
             targeted = any(s.get("target") is not None for s in picked)
             section["figures"].append({
                 "caption": "Best candidate's probability per generation (thesis Fig. 12.16)",
-                "uri": plots.data_uri(plots.probability_traces(
+                "uri": data_uri(plots.probability_traces(
                     traces, names, threshold=0.5 if targeted else 0.1,
                     ylabel="probability of the target" if targeted else "probability of the true class"))})
     fit = store.artifact(run_id, "universal_fit")
@@ -105,7 +112,7 @@ def _run_section(store: Store, info: dict, max_images: int, max_traces: int) -> 
         v = np.asarray(decode(blob))
         v = v.reshape(v.shape[-3:]) if v.ndim >= 3 else v
         section["figures"].append({"caption": "Universal perturbation (thesis Fig. 12.20)",
-                                   "uri": plots.data_uri(plots.perturbation_image(v))})
+                                   "uri": data_uri(plots.perturbation_image(v))})
     return section
 
 
@@ -121,7 +128,7 @@ def _frontier_section(store: Store) -> list[dict]:
             lines, notes = _opt.curves(g, s["norm"])
             s["notes"] = notes
             if lines:
-                s["uri"] = plots.data_uri(plots.security_curves(lines, s["label"], f"{g.model}, {s['label']}"))
+                s["uri"] = data_uri(plots.security_curves(lines, s["label"], f"{g.model}, {s['label']}"))
             out.append(s)
     return out
 

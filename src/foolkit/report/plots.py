@@ -1,39 +1,20 @@
-"""Figures for the HTML report, as PNG bytes (matplotlib's Agg canvas; pyplot is never touched,
-so the caller's backend and figures are left alone)."""
+"""The HTML report's plots, as PNG bytes: norm histograms, image grids, probability traces,
+universal perturbations and security curves. Drawn on :func:`foolkit.report.figures.new_figure`
+(matplotlib's Agg canvas; pyplot is never touched, so the caller's backend and figures are left
+alone)."""
 from __future__ import annotations
 
-import base64
-import io
 import math
 from typing import Sequence
 
 import numpy as np
 
-from .figures import amplify, format_percent, scale_label, to_hwc  # noqa: F401 (re-exported)
-
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    return buf.getvalue()
-
-
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+from .figures import amplify, format_percent, new_figure, png_bytes, scale_label, to_hwc
 
 
 def norm_histograms(l2: Sequence[float], linf: Sequence[float], title: str = "") -> bytes:
     """Histograms of ||r||_2 and ||r||_inf (fooled samples)."""
-    fig = _figure(8, 2.8)
+    fig = new_figure(8, 2.8)
     for i, (values, name) in enumerate(((l2, "‖r‖₂"), (linf, "‖r‖∞"))):
         ax = fig.add_subplot(1, 2, i + 1)
         v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
@@ -47,7 +28,7 @@ def norm_histograms(l2: Sequence[float], linf: Sequence[float], title: str = "")
         ax.set_ylabel("images")
     if title:
         fig.suptitle(title, fontsize=9)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def image_grid(items: Sequence[dict], classes: Sequence[str] | None = None) -> bytes:
@@ -61,7 +42,7 @@ def image_grid(items: Sequence[dict], classes: Sequence[str] | None = None) -> b
         return classes[k] if classes is not None and 0 <= k < len(classes) else str(k)
 
     rows = max(1, len(items))
-    fig = _figure(6.3, 2.2 * rows)
+    fig = new_figure(6.3, 2.2 * rows)
     for i, it in enumerate(items):
         shown, k = amplify(it["r"])
         none = not np.any(np.asarray(it["r"]))
@@ -75,13 +56,13 @@ def image_grid(items: Sequence[dict], classes: Sequence[str] | None = None) -> b
             ax.set_title(caption, fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def probability_traces(traces: Sequence[np.ndarray], names: Sequence[str], threshold: float | None = 0.1,
                        ylabel: str = "probability of the true class") -> bytes:
     """One Pixel attack: the best candidate's probability after each generation (Fig. 12.16)."""
-    fig = _figure(6, 3)
+    fig = new_figure(6, 3)
     ax = fig.add_subplot(1, 1, 1)
     for trace, name in zip(traces, names):
         t = np.asarray(trace, dtype=np.float64).ravel()
@@ -92,20 +73,20 @@ def probability_traces(traces: Sequence[np.ndarray], names: Sequence[str], thres
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7, loc="upper right")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def perturbation_image(v: np.ndarray, title: str = "") -> bytes:
     """A universal perturbation, scaled to be visible; the title states the factor (Fig. 12.20)."""
     shown, k = amplify(np.asarray(v, dtype=np.float64).reshape(-1, *np.asarray(v).shape[-2:]))
-    fig = _figure(2.5, 2.7)
+    fig = new_figure(2.5, 2.7)
     ax = fig.add_subplot(1, 1, 1)
     hwc = to_hwc(shown)
     ax.imshow(hwc, cmap="gray" if hwc.ndim == 2 else None, interpolation="nearest")
     ax.set_title(title or scale_label(k, "universal perturbation"), fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def security_curves(curves: Sequence[dict], norm_label: str = "L2", title: str = "") -> bytes:
@@ -115,7 +96,7 @@ def security_curves(curves: Sequence[dict], norm_label: str = "L2", title: str =
     ``where="post"``) or ``point`` = ``(eps, acc)`` (a fixed-budget attack, drawn as a marker);
     ``best=True`` marks the best-known curve (drawn black, dashed). acc in [0, 1].
     """
-    fig = _figure(6, 3.4)
+    fig = new_figure(6, 3.4)
     ax = fig.add_subplot(1, 1, 1)
     for c in curves:
         if "point" in c:
@@ -132,4 +113,4 @@ def security_curves(curves: Sequence[dict], norm_label: str = "L2", title: str =
     ax.legend(fontsize=7, loc="best")
     if title:
         ax.set_title(title, fontsize=9)
-    return _png(fig)
+    return png_bytes(fig)

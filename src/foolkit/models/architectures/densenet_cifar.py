@@ -13,6 +13,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 import torch.nn.functional as F
+from ..registry import register
 
 
 class DenseLayer(nn.Module):
@@ -49,7 +50,7 @@ class DenseNetCifar(nn.Module):
                  num_init_features: int = 64, bn_size: int = 4, num_classes: int = 10,
                  stem_pool: bool = True):
         super().__init__()
-        stem = [("conv0", nn.Conv2d(3, num_init_features, 3, 1, 1, bias=False))]  # ImageNet: 7x7/2
+        stem: list[tuple[str, nn.Module]] = [("conv0", nn.Conv2d(3, num_init_features, 3, 1, 1, bias=False))]  # ImageNet: 7x7/2
         if stem_pool:  # the huyvnphan DenseNets keep the ImageNet stem's BN-ReLU-maxpool
             stem += [("norm0", nn.BatchNorm2d(num_init_features)), ("relu0", nn.ReLU(inplace=True)),
                      ("pool0", nn.MaxPool2d(3, 2, 1))]
@@ -78,10 +79,12 @@ class DenseNetCifar(nn.Module):
         return self.classifier(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
+@register("cifar10/densenet169", "cifar10-densenet169.json")
 def densenet169(num_classes: int = 10) -> DenseNetCifar:
     return DenseNetCifar(32, (6, 12, 32, 32), 64, num_classes=num_classes)
 
 
+@register("cifar10/densenet_bc40", "cifar10-densenet_bc40.json")
 def densenet_bc40(num_classes: int = 10) -> DenseNetCifar:
     """DenseNet-BC with L = 40, k = 12 as in the paper's CIFAR experiments: a bare 3x3 stem
     convolution to 2k channels (no pooling), three dense blocks of 6 bottleneck layers at

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 import torch.nn.functional as F
+from ..registry import register
 
 
 class BasicConv2d(nn.Module):
@@ -177,5 +178,6 @@ class InceptionV3Cifar(nn.Module):
         return self.fc(self.dropout(x))
 
 
+@register("cifar10/inception_v3", "cifar10-inception_v3.json")
 def inception_v3(num_classes: int = 10) -> InceptionV3Cifar:
     return InceptionV3Cifar(num_classes)

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from ..registry import register
 
 # (kind, channels): "I" = Inception(c1, c3), "D" = Downsample(c3)
-SMALL_INCEPTION_LAYOUT = (
+SMALL_INCEPTION_LAYOUT: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("I", (32, 32)), ("I", (32, 48)), ("D", (80,)),
     ("I", (112, 48)), ("I", (96, 64)), ("I", (80, 80)), ("I", (48, 96)), ("D", (96,)),
     ("I", (176, 160)), ("I", (176, 160)),
@@ -88,6 +89,7 @@ def inception_small(num_classes: int = 10) -> SmallInceptionCifar:
     return SmallInceptionCifar(num_classes, width=1.0)
 
 
+@register("cifar10/inception_small_050", "cifar10-inception_small_050.json")
 def inception_small_050(num_classes: int = 10) -> SmallInceptionCifar:
     """Half the paper's widths (about 0.4 M parameters, about a quarter of the compute)."""
     return SmallInceptionCifar(num_classes, width=0.5)

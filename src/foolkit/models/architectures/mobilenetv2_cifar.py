@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from ..registry import register
 
 # t (expansion), c (output channels), n (repeats), s (stride of the first repeat)
 CIFAR_SETTING = (
@@ -47,7 +48,7 @@ class InvertedResidual(nn.Module):
         super().__init__()
         hidden = int(round(in_ch * expand_ratio))
         self.use_residual = stride == 1 and in_ch == out_ch
-        layers = [conv_bn_relu6(in_ch, hidden, 1)] if expand_ratio != 1 else []
+        layers: list[nn.Module] = [conv_bn_relu6(in_ch, hidden, 1)] if expand_ratio != 1 else []
         layers += [
             conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),  # depthwise
             nn.Conv2d(hidden, out_ch, 1, bias=False),  # linear projection
@@ -67,7 +68,7 @@ class MobileNetV2Cifar(nn.Module):
                  setting: tuple = CIFAR_SETTING):
         super().__init__()
         in_ch = _make_divisible(32 * width_mult)
-        features = [conv_bn_relu6(3, in_ch, 3, stride=1)]  # ImageNet: stride 2
+        features: list[nn.Module] = [conv_bn_relu6(3, in_ch, 3, stride=1)]  # ImageNet: stride 2
         for t, c, n, s in setting:
             c = _make_divisible(c * width_mult)
             for i in range(n):
@@ -88,10 +89,12 @@ class MobileNetV2Cifar(nn.Module):
         return self.classifier(x)
 
 
+@register("cifar10/mobilenet_v2", "cifar10-mobilenet_v2.json")
 def mobilenet_v2(num_classes: int = 10) -> MobileNetV2Cifar:
     return MobileNetV2Cifar(num_classes)
 
 
+@register("cifar10/mobilenet_v2_050", "cifar10-mobilenet_v2_050.json")
 def mobilenet_v2_050(num_classes: int = 10) -> MobileNetV2Cifar:
     """Compact MobileNetV2: width multiplier 0.5 (channels halved, rounded to multiples of 8;
     the 1280-channel head is kept, as the paper does for multipliers below 1), the stride-1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from ..registry import register
 
 
 class Bottleneck(nn.Module):
@@ -42,6 +43,12 @@ class Bottleneck(nn.Module):
 class ResNetBottleneckCifar(nn.Module):
     """Raw network: takes *normalised* 32x32 images, returns logits [N, num_classes]."""
 
+    # added with add_module (the names come from a loop); declared so the type checker knows them
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(self, blocks: tuple[int, ...] = (3, 4, 6, 3), num_classes: int = 10):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)  # ImageNet: 7x7, stride 2
@@ -67,5 +74,6 @@ class ResNetBottleneckCifar(nn.Module):
         return self.fc(self.avgpool(x).flatten(1))
 
 
+@register("cifar10/resnet50", "cifar10-resnet50.json")
 def resnet50(num_classes: int = 10) -> ResNetBottleneckCifar:
     return ResNetBottleneckCifar((3, 4, 6, 3), num_classes)

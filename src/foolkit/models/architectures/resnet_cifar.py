@@ -9,6 +9,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from ...errors import InputError
+from ..registry import register
 
 
 class BasicBlock(nn.Module):
@@ -61,5 +62,12 @@ class ResNetCifar(nn.Module):
         return self.fc(out)
 
 
+@register("cifar10/resnet20", "cifar10-resnet20.json")
 def resnet20(num_classes: int = 10) -> ResNetCifar:
     return ResNetCifar(20, num_classes)
+
+
+# The same network fine-tuned with FGSM adversarial training (thesis 13.2.2), for Part IV
+register("cifar10/resnet20_advfgsm", "cifar10-resnet20_advfgsm.json")(resnet20)
+# ... and fine-tuned with the orthogonality regulariser of Defensive Quantization (thesis 13.2.3)
+register("cifar10/resnet20_ortho", "cifar10-resnet20_ortho.json")(resnet20)

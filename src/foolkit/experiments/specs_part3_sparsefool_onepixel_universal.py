@@ -1,9 +1,10 @@
-"""Specs of sections 12.3-12.6 of the thesis: SparseFool, One Pixel, universal perturbations
-and the overall comparison. Types, units and the INPUT SPACE discussion are in ``specs``."""
+"""Specs of sections 12.3-12.6 of the thesis (Tables 12.6-12.10, Figures 12.10-12.26):
+SparseFool, One Pixel, universal perturbations and the overall comparison. Types: ``spec_types``;
+units (the INPUT SPACE discussion), models, shared settings: ``thesis_setup``."""
 from __future__ import annotations
 
-from .specs import (CIFAR_MODELS, FULL_TEST, IMAGENET_MODEL, MIN_EPS_GRID, MODELS, PHOTOS, THESIS, Claim,
-                    Experiment, Images, Run, Show, thesis_xi)
+from .spec_types import AttackConfig, Claim, Experiment, Images, Show
+from .thesis_setup import CIFAR_MODELS, FULL_TEST, IMAGENET_MODEL, MIN_EPS_GRID, MODELS, PHOTOS, THESIS, thesis_xi
 
 # SparseFool as in the thesis notebook (params_sparsefool): lambda 3, delta 255, 50 outer
 # iterations, overshoot ("epsilon") 0.02; its inner DeepFool: overshoot 0.02, 50 steps.
@@ -16,7 +17,7 @@ DELTA_GRID = (5, 10, 20, 30, 50, 75, 100, 150, 200, 255)
 
 # Universal perturbations as in the thesis: delta 0.2, at most 10 passes, DeepFool with
 # 10 steps, overshoot 0.02, 10 classes, one image at a time ("faithful"); xi converted from
-# normalised to pixel units with thesis_xi (x 0.2009, see specs' INPUT SPACE). The thesis's
+# normalised to pixel units with thesis_xi (x 0.2009, see thesis_setup's INPUT SPACE). The thesis's
 # variant takes xi in the model's normalised units: ``reproduce`` divides this pixel xi by the
 # model's mean std for it (on a model normalised with the thesis's std: back to 15 and 0.5).
 UNIVERSAL = {"delta": 0.2, "max_passes": 10, "mode": "faithful", "overshoot": 0.02, "deepfool_max_iter": 10,
@@ -32,15 +33,15 @@ INCEPTION = (MODELS["InceptionV3"],)
 RESNET = (MODELS["ResNet-50"],)
 
 
-def _univ_run(params: dict, thesis: dict, grid: dict | None = None, compare: dict | None = None) -> Run:
-    return Run("universal", params, grid or {}, thesis, mode="fit",
+def _univ_run(params: dict, thesis: dict, grid: dict | None = None, compare: dict | None = None) -> AttackConfig:
+    return AttackConfig("universal", params, grid or {}, thesis, mode="fit",
                units="thesis xi in normalised units; ours = xi x 0.2009 in [0,1] pixel units", compare=compare)
 
 
-PART_B = [
+SPARSEFOOL_ONEPIXEL_UNIVERSAL = [
     Experiment(
         "sparsefool-lambda", "SparseFool against lambda (ResNet-50)",
-        (Run("sparsefool", {k: v for k, v in SPARSEFOOL.items() if k != "lambda_"}, {"lambda_": LAMBDA_GRID},
+        (AttackConfig("sparsefool", {k: v for k, v in SPARSEFOOL.items() if k != "lambda_"}, {"lambda_": LAMBDA_GRID},
              {"lambda_": "not stated (3 chosen)"}),),
         RESNET, Images("cifar10-test", 2000, 100), figures=("figure-12.10",),
         show=(Show("figure", "figure-12.10", x="lambda_",
@@ -65,7 +66,7 @@ PART_B = [
         )),
     Experiment(
         "sparsefool", "SparseFool on the test set",
-        (Run("sparsefool", SPARSEFOOL, thesis=SPARSEFOOL_THESIS, compare={}),), CIFAR_MODELS, FULL_TEST,
+        (AttackConfig("sparsefool", SPARSEFOOL, thesis=SPARSEFOOL_THESIS, compare={}),), CIFAR_MODELS, FULL_TEST,
         tables=("table-12.6",), show=(Show("table", "table-12.6"),),
         notes="Table column 'Pert. (%)' = median_values_pct (not foolkit's median_pixels_pct).",
         claims=(
@@ -89,7 +90,7 @@ PART_B = [
         )),
     Experiment(
         "sparsefool-examples", "SparseFool adversarial images of a few test images",
-        (Run("sparsefool", SPARSEFOOL, thesis=SPARSEFOOL_THESIS),), CIFAR_MODELS,
+        (AttackConfig("sparsefool", SPARSEFOOL, thesis=SPARSEFOOL_THESIS),), CIFAR_MODELS,
         Images("cifar10-test", 8, 4, note="Fig. 12.11 shows ResNet-50's, Fig. 12.14 all four models'"),
         figures=("figure-12.11", "figure-12.14"),
         show=(Show("figure", "figure-12.11"), Show("figure", "figure-12.14")),
@@ -98,7 +99,7 @@ PART_B = [
                                  "regions of the images."),)),
     Experiment(
         "sparsefool-delta", "SparseFool against the box delta (ResNet-50)",
-        (Run("sparsefool", {k: v for k, v in SPARSEFOOL.items() if k != "delta"}, {"delta": DELTA_GRID},
+        (AttackConfig("sparsefool", {k: v for k, v in SPARSEFOOL.items() if k != "delta"}, {"delta": DELTA_GRID},
              {"delta": "not stated (up to 255)"}, units="delta in pixel levels of 255 in both"),),
         RESNET, Images("cifar10-test", 200, 50), figures=("figure-12.12",),
         show=(Show("figure", "figure-12.12", x="delta", y=("median_values_pct", "delta_2"), series=None),),
@@ -114,7 +115,7 @@ PART_B = [
         )),
     Experiment(
         "sparsefool-delta-examples", "SparseFool with delta = 255, 30, 10 (InceptionV3)",
-        (Run("sparsefool", {k: v for k, v in SPARSEFOOL.items() if k != "delta"}, {"delta": (255, 30, 10)},
+        (AttackConfig("sparsefool", {k: v for k, v in SPARSEFOOL.items() if k != "delta"}, {"delta": (255, 30, 10)},
              {"delta": (255, 30, 10)}),),
         INCEPTION, Images("cifar10-test", 4, 4), figures=("figure-12.13",), show=(Show("figure", "figure-12.13"),),
         claims=(Claim("larger delta: sparser but more visible", "visual", "x_adv",
@@ -122,13 +123,13 @@ PART_B = [
                                  "increasing the possibility of some perturbed pixels to reach visible levels."),)),
     Experiment(
         "sparsefool-hires", "SparseFool on high-resolution photos (ImageNet model)",
-        (Run("sparsefool", SPARSEFOOL, thesis=SPARSEFOOL_THESIS),), (IMAGENET_MODEL,), PHOTOS,
+        (AttackConfig("sparsefool", SPARSEFOOL, thesis=SPARSEFOOL_THESIS),), (IMAGENET_MODEL,), PHOTOS,
         figures=("figure-12.15",), show=(Show("figure", "figure-12.15"),),
         claims=(Claim("sparse adversarial photos", "visual", "x_adv",
                       claim_text="To test the ImageNet-pretrained version of the models in high resolution images"),)),
     Experiment(
         "onepixel", "One Pixel Attack on 100 test images",
-        (Run("onepixel", {"pixels": 1, "population": 100, "generations": 50, **THESIS},
+        (AttackConfig("onepixel", {"pixels": 1, "population": 100, "generations": 50, **THESIS},
              thesis={"d": 1, "pop_size": 100, "iters": 50}, compare={}),),
         CIFAR_MODELS, Images("cifar10-test", 100, 20, note="thesis: 100 test images (which ones not stated)"),
         tables=("table-12.7",), show=(Show("table", "table-12.7"),),
@@ -149,7 +150,7 @@ PART_B = [
         )),
     Experiment(
         "onepixel-trace", "One Pixel Attack: probability of the label per generation (ResNet-50)",
-        (Run("onepixel", {"pixels": 1, "population": 400, "generations": 100, **THESIS},
+        (AttackConfig("onepixel", {"pixels": 1, "population": 400, "generations": 100, **THESIS},
              thesis={"population": 400, "iterations": 100}),),
         RESNET, Images("cifar10-test", 3, 3), figures=("figure-12.16",),
         show=(Show("figure", "figure-12.16", x="generation", y=("probability_trace",), series="image"),),
@@ -157,7 +158,7 @@ PART_B = [
                       claim_text="None of them reach the 10% threshold but the attacks are successful."),)),
     Experiment(
         "onepixel-targeted", "Targeted One Pixel Attack towards cat, deer, dog (MobileNetV2)",
-        (Run("onepixel", {"pixels": 1, "population": 400, "generations": 100, **THESIS}, {"target": (3, 4, 5)},
+        (AttackConfig("onepixel", {"pixels": 1, "population": 400, "generations": 100, **THESIS}, {"target": (3, 4, 5)},
              {"target": ("cat", "deer", "dog")}, units="target: CIFAR-10 class index, cat 3, deer 4, dog 5"),),
         (MODELS["MobileNetV2"],), Images("cifar10-test", 1, 1), figures=("figure-12.17",),
         show=(Show("figure", "figure-12.17", x="generation", y=("probability_trace",), series="target"),),
@@ -166,7 +167,7 @@ PART_B = [
                                  "successfully perform a targeted attack."),)),
     Experiment(
         "onepixel-pixels", "1-, 3- and 5-pixel attacks on one image",
-        (Run("onepixel", {"population": 400, "generations": 100, **THESIS}, {"pixels": (1, 3, 5)},
+        (AttackConfig("onepixel", {"population": 400, "generations": 100, **THESIS}, {"pixels": (1, 3, 5)},
              {"pixels": (1, 3, 5)}),),
         (MODELS["MobileNetV2"],), Images("cifar10-test", 1, 1), figures=("figure-12.18",),
         show=(Show("figure", "figure-12.18", x="generation", y=("probability_trace",), series="pixels"),),
@@ -175,7 +176,7 @@ PART_B = [
                       claim_text="The performance increases with the number of pixels."),)),
     Experiment(
         "onepixel-hires", "10-pixel attack on a high-resolution photo (ImageNet model)",
-        (Run("onepixel", {"pixels": 10, "population": 1000, "generations": 100, **THESIS},
+        (AttackConfig("onepixel", {"pixels": 10, "population": 1000, "generations": 100, **THESIS},
              thesis={"pixels": 10, "population": 1000, "iterations": "not stated (notebook default 100)"}),),
         (IMAGENET_MODEL,), Images("natural-images", 1, 1), figures=("figure-12.19",),
         show=(Show("figure", "figure-12.19"),),
@@ -294,10 +295,12 @@ PART_B = [
         )),
     Experiment(
         "overall-hires", "FGSM, L2-DeepFool, L-inf-DeepFool and SparseFool on the same photos (ImageNet model)",
-        (Run("fgsm", {"clip": True, **THESIS}, {"eps": MIN_EPS_GRID}, mode="minimal"),
-         Run("deepfool", {"norm": 2, "overshoot": 0.02, "max_iter": 50, "candidates": 10, "clip": True, **THESIS}),
-         Run("deepfool", {"norm": "inf", "overshoot": 0.02, "max_iter": 50, "candidates": 10, "clip": True, **THESIS}),
-         Run("sparsefool", SPARSEFOOL, thesis=SPARSEFOOL_THESIS)),
+        (AttackConfig("fgsm", {"clip": True, **THESIS}, {"eps": MIN_EPS_GRID}, mode="minimal"),
+         AttackConfig("deepfool", {"norm": 2, "overshoot": 0.02, "max_iter": 50, "candidates": 10, "clip": True,
+                                   **THESIS}),
+         AttackConfig("deepfool", {"norm": "inf", "overshoot": 0.02, "max_iter": 50, "candidates": 10, "clip": True,
+                                   **THESIS}),
+         AttackConfig("sparsefool", SPARSEFOOL, thesis=SPARSEFOOL_THESIS)),
         (IMAGENET_MODEL,), PHOTOS, figures=("figure-12.26",), show=(Show("figure", "figure-12.26", series="attack"),),
         notes="The thesis used ImageNet ResNet-50; FGSM's eps is not stated (raised until fooled here).",
         claims=(Claim("a visual comparison of the methods", "visual", "x_adv",

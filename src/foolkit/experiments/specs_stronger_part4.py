@@ -7,7 +7,8 @@ comes after the attacks (best known, layer growth, defenses) and their claims' c
 """
 from __future__ import annotations
 
-from .specs import CIFAR_MODELS, DEEPFOOL, FULL_TEST, Claim, Experiment, Images, Run
+from .spec_types import AttackConfig, Claim, Experiment, Images
+from .thesis_setup import CIFAR_MODELS, DEEPFOOL, FULL_TEST
 
 STRONGER_ID = "table-12.3-stronger"
 PART_IV_ID = "part-iv"
@@ -46,11 +47,11 @@ def _custom(claim: str, quantity: str, text: str) -> Claim:
     return Claim(claim, "custom", quantity, text)
 
 
-PART_C = [
+STRONGER_AND_PART_IV = [
     Experiment(
         STRONGER_ID, "Stronger attacks beside Tables 12.3 and 12.5: DeepFool, SuperDeepFool, FMN and the best known",
-        (Run("deepfool", DF_L2), Run("deepfool", DF_LINF), Run("superdeepfool", {"norm": 2}),
-         Run("fmn", {"norm": 2, "steps": 100}), Run("fmn", {"norm": "inf", "steps": 100})),
+        (AttackConfig("deepfool", DF_L2), AttackConfig("deepfool", DF_LINF), AttackConfig("superdeepfool", {"norm": 2}),
+         AttackConfig("fmn", {"norm": 2, "steps": 100}), AttackConfig("fmn", {"norm": "inf", "steps": 100})),
         CIFAR_MODELS, FULL_TEST, shares="deepfool-l2",
         notes="DeepFool runs as in Tables 12.3 / 12.5 (the thesis's variant, on that table's images); SuperDeepFool "
               "(SDF(inf, 1), L2) and FMN (L2 and L-inf) on the first of those images. Best known: per image the "
@@ -65,9 +66,9 @@ PART_C = [
         )),
     Experiment(
         PART_IV_ID, "Part IV, measured: where instability comes from (13.1.1) and the defenses of 13.2",
-        (Run("deepfool", {"norm": 2}), Run("sparsefool", {"lambda_": 3.0}),
-         Run("onepixel", {"pixels": 1, "population": 50, "generations": 30}),
-         Run("fgsm", {"eps": FGSM_EPS, "clip": True})),
+        (AttackConfig("deepfool", {"norm": 2}), AttackConfig("sparsefool", {"lambda_": 3.0}),
+         AttackConfig("onepixel", {"pixels": 1, "population": 50, "generations": 30}),
+         AttackConfig("fgsm", {"eps": FGSM_EPS, "clip": True})),
         CIFAR_MODELS, Images("cifar10-test", 500, 20, note="One Pixel at a reduced budget (population 50, 30 "
                                                                  "generations): 4 models x 500 images"),
         notes="foolkit's algorithms (not the thesis's variants). Lipschitz bounds: fk.analysis.lipschitz_bounds "
