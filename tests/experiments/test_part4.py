@@ -257,3 +257,24 @@ def test_tiny_end_to_end_run(tmp_path):
     text = md.read_text()
     assert "ρ̂2 SuperDeepFool" in text and "stronger-security-curves-2.png" in text
     assert "the model ranking by ρ̂2 under DeepFool" in text
+
+
+def test_part_iv_survives_universal_points_whose_store_is_gone(tmp_path):
+    """results.json keeps universal-l2's points from an earlier invocation; when their runs are not
+    in this store, Part IV measures without universal pairs instead of failing."""
+    import json
+
+    from foolkit.experiments.reproduce import reproduce
+    out = tmp_path / "r"
+    kwargs = dict(quick=True, only=[PART4], models=["cifar10/resnet20"], progress=False, n_override=2,
+                  log=lambda *a, **k: None)
+    reproduce(out, **kwargs)
+    results = json.loads((out / "results.json").read_text())
+    results["experiments"]["universal-l2"] = {"status": "done", "points": [
+        {"model": "cifar10/resnet20", "attack": "universal", "run_id": "0123456789abcdef", "attack_params": {},
+         "params": {}, "metrics": {}}]}
+    (out / "results.json").write_text(json.dumps(results))
+    reproduce(out, **kwargs)
+    entry = json.loads((out / "results.json").read_text())["experiments"][PART4]
+    assert entry["status"] == "done", entry.get("traceback")
+    assert "universal" not in entry["part4"]["models"]["cifar10/resnet20"]["growth"]

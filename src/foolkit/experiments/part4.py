@@ -91,9 +91,13 @@ def analyse(exp: Experiment, entry: dict, ctx: Context, tasks: list[Task], resul
         m["lipschitz"] = {"L": lb.L, "L_certified": lb.L_certified,
                           "layers": [[name.removeprefix("net."), kind, b] for name, kind, b in lb.rows()]}
         pairs = {p["attack"]: _pairs(ctx.store, p["run_id"]) for p in entry["points"] if p["model"] == label}
-        if label in univ:
+        blob = None
+        if label in univ:  # universal-l2's perturbation, if its run is in this store (results.json may
+            # keep points from an earlier invocation whose store is gone)
             with Store(ctx.store, readonly=True) as s:
-                v = torch.as_tensor(decode(s.artifact(univ[label]["run_id"], "universal_perturbation"))).float()
+                blob = s.artifact(univ[label]["run_id"], "universal_perturbation")
+        if blob is not None:
+            v = torch.as_tensor(decode(blob)).float()
             x, y = x_all[:n], y_all[:n]
             x_adv = (x + v.reshape(1, *x.shape[1:])).clamp(0, 1)
             pred, _ = predict(model, x_adv)
